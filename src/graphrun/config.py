@@ -1,0 +1,72 @@
+"""Engine settings: built once (from arguments or GRAPHRUN_* variables) and passed in."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+__all__ = ("DEFAULT_DATABASE_URL", "Settings")
+
+DEFAULT_DATABASE_URL = "sqlite:///./graphrun.db"
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything an `Engine` is configured with.
+
+    Attributes:
+        database_url: SQLAlchemy-style URL; ``sqlite:///path`` or ``postgresql://...``.
+        sqlite_synchronous: ``full`` survives power loss; ``normal`` only process crashes.
+        concurrency: Runs one process executes at once.
+        lease_ttl_s: How long a claim lives without a heartbeat.
+        heartbeat_interval_s: How often a worker renews its leases.
+        poll_interval_s: How often a worker looks for work it was not told about.
+        worker_id: This process's identity in leases; unique per process.
+        run_worker: Whether the engine executes runs itself or only manages them.
+        busy_timeout_s: SQLite lock wait before `StorageBusy`.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+    concurrency: int = 100
+    lease_ttl_s: float = 30.0
+    heartbeat_interval_s: float = 10.0
+    poll_interval_s: float = 1.0
+    worker_id: str = field(default_factory=_default_worker_id)
+    run_worker: bool = True
+    busy_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.heartbeat_interval_s >= self.lease_ttl_s:
+            raise ValueError("heartbeat_interval_s must be shorter than lease_ttl_s")
+        if self.sqlite_synchronous not in ("full", "normal"):
+            raise ValueError("sqlite_synchronous must be 'full' or 'normal'")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``GRAPHRUN_*`` variables, then apply explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if url := env.get("GRAPHRUN_DATABASE_URL"):
+            values["database_url"] = url
+        if sync := env.get("GRAPHRUN_SQLITE_SYNCHRONOUS"):
+            values["sqlite_synchronous"] = sync.lower()
+        for name, key in (
+            ("concurrency", "GRAPHRUN_CONCURRENCY"),
+            ("lease_ttl_s", "GRAPHRUN_LEASE_TTL"),
+            ("heartbeat_interval_s", "GRAPHRUN_HEARTBEAT_INTERVAL"),
+            ("poll_interval_s", "GRAPHRUN_POLL_INTERVAL"),
+        ):
+            if raw := env.get(key):
+                values[name] = int(raw) if name == "concurrency" else float(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)  # type: ignore[arg-type]

@@ -1,0 +1,269 @@
+"""Every error graphrun raises, in one tree rooted at `GraphrunError`.
+
+Branches follow what a caller does about the error, and each class carries a stable
+`code` (for logs and the HTTP API) and the `http_status` the API answers with::
+
+    GraphrunError
+    ├── NotFound                      404: the thing named does not exist
+    │   ├── RunNotFound
+    │   ├── WorkflowNotFound
+    │   └── AppNotFound
+    ├── Conflict                      409: the request lost against the current state
+    │   ├── TransitionConflict        illegal or lost compare-and-set on a run
+    │   ├── IdempotencyConflict       same idempotency key, different input
+    │   ├── StaleInterrupt            resume names an interrupt the run no longer waits on
+    │   └── LeaseLost                 a worker no longer owns the run it writes to
+    ├── InvalidInput                  422: the request itself is wrong; nothing was written
+    │   ├── ValidationFailed          input, resume value or name fails its schema
+    │   └── ManifestError             a graphrun.toml is malformed (also a ValueError)
+    ├── AppLoadError                  an app's code failed to import (also an ImportError)
+    ├── SerializationError            a step produced state that cannot be stored
+    └── StorageError                  503: the database failed; retry later
+        ├── StorageBusy               SQLite lock held past busy_timeout
+        ├── StorageFull               507: disk or database full
+        ├── StorageIOError            disk I/O error
+        ├── DatabaseUnavailable       cannot connect
+        └── MigrationRequired         schema older than this graphrun
+
+The class docstring is the default message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = (
+    "AppLoadError",
+    "AppNotFound",
+    "Conflict",
+    "DatabaseUnavailable",
+    "GraphrunError",
+    "IdempotencyConflict",
+    "InvalidInput",
+    "LeaseLost",
+    "ManifestError",
+    "MigrationRequired",
+    "NotFound",
+    "RunNotFound",
+    "SerializationError",
+    "StaleInterrupt",
+    "StorageBusy",
+    "StorageError",
+    "StorageFull",
+    "StorageIOError",
+    "TransitionConflict",
+    "ValidationFailed",
+    "WorkflowNotFound",
+)
+
+
+class GraphrunError(Exception):
+    """A graphrun operation failed."""
+
+    #: Stable machine-readable identifier of the error kind.
+    code: ClassVar[str] = "graphrun_error"
+    #: HTTP status the API answers with.
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
+        #: Structured context (run id, expected/actual status, field errors...).
+        self.details: dict[str, Any] = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the error as the JSON body the API sends."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class NotFound(GraphrunError):
+    """The requested object does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class RunNotFound(NotFound):
+    """No run has this id."""
+
+    code = "run_not_found"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"No run has id {run_id!r}.", run_id=run_id)
+        self.run_id = run_id
+
+
+class WorkflowNotFound(NotFound):
+    """No loaded app defines this workflow."""
+
+    code = "workflow_not_found"
+
+    def __init__(self, workflow: str, known: list[str] | None = None) -> None:
+        hint = f" Known workflows: {', '.join(known)}." if known else ""
+        super().__init__(f"No workflow named {workflow!r}.{hint}", workflow=workflow)
+        self.workflow = workflow
+
+
+class AppNotFound(NotFound):
+    """The app folder or manifest does not exist."""
+
+    code = "app_not_found"
+
+
+class Conflict(GraphrunError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class TransitionConflict(Conflict):
+    """The run is not in a state that allows this transition, or another change won the race.
+
+    Attributes:
+        run_id: The run.
+        action: The transition that was refused (``resume``, ``cancel``...).
+        status: The run's status when the transition was refused.
+    """
+
+    code = "invalid_transition"
+
+    def __init__(self, run_id: str, action: str, status: str, reason: str = "") -> None:
+        message = f"Cannot {action} run {run_id}: it is {status}."
+        if reason:
+            message = f"{message} {reason}"
+        super().__init__(message, run_id=run_id, action=action, status=status)
+        self.run_id = run_id
+        self.action = action
+        self.status = status
+
+
+class IdempotencyConflict(Conflict):
+    """The idempotency key was already used to start a run with a different input."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, key: str, run_id: str) -> None:
+        super().__init__(
+            f"Idempotency key {key!r} already started run {run_id} with a different input.",
+            idempotency_key=key,
+            run_id=run_id,
+        )
+        self.run_id = run_id
+
+
+class StaleInterrupt(Conflict):
+    """The run no longer waits on the interrupt named in the resume."""
+
+    code = "stale_interrupt"
+
+
+class LeaseLost(Conflict):
+    """This worker no longer holds the lease on the run; its write was refused.
+
+    Attributes:
+        run_id: The run whose lease was lost.
+        epoch: The lease epoch the writer held.
+    """
+
+    code = "lease_lost"
+
+    def __init__(self, run_id: str, epoch: int) -> None:
+        super().__init__(
+            f"Lease on run {run_id} (epoch {epoch}) was lost; the write was refused.",
+            run_id=run_id,
+            epoch=epoch,
+        )
+        self.run_id = run_id
+        self.epoch = epoch
+
+
+class InvalidInput(GraphrunError):
+    """The request is invalid; nothing was changed."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class ValidationFailed(InvalidInput, ValueError):
+    """A value failed validation.
+
+    Attributes:
+        errors: One entry per problem: ``{"pointer": "/field", "message": "..."}``,
+            the pointer being a JSON pointer into the rejected value.
+    """
+
+    code = "validation_failed"
+
+    def __init__(self, what: str, errors: list[dict[str, str]]) -> None:
+        listed = "; ".join(f"{e['pointer'] or '/'}: {e['message']}" for e in errors)
+        super().__init__(f"Invalid {what}: {listed}", errors=errors)
+        self.errors = errors
+
+
+class ManifestError(InvalidInput, ValueError):
+    """An app manifest (graphrun.toml) is invalid."""
+
+    code = "invalid_manifest"
+
+
+class AppLoadError(GraphrunError, ImportError):
+    """An app's code could not be loaded.
+
+    Attributes:
+        app: The app name (or folder when the manifest is unreadable).
+        module: The module that failed, if any.
+    """
+
+    code = "app_load_error"
+
+    def __init__(self, app: str, module: str | None, cause: str) -> None:
+        where = f" module {module!r}" if module else ""
+        super().__init__(f"App {app!r}{where} failed to load: {cause}", app=app, module=module)
+        self.app = app
+        self.module = module
+
+
+class SerializationError(GraphrunError):
+    """A step produced state that cannot be serialized."""
+
+    code = "serialization_error"
+    http_status = 422
+
+
+class StorageError(GraphrunError):
+    """The database failed; the operation changed nothing and may be retried."""
+
+    code = "storage_error"
+    http_status = 503
+
+
+class StorageBusy(StorageError):
+    """The database stayed locked by another writer past the busy timeout."""
+
+    code = "storage_busy"
+
+
+class StorageFull(StorageError):
+    """The database or its disk is full."""
+
+    code = "storage_full"
+    http_status = 507
+
+
+class StorageIOError(StorageError):
+    """The database hit a disk I/O error."""
+
+    code = "storage_io_error"
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached."""
+
+    code = "database_unavailable"
+
+
+class MigrationRequired(StorageError):
+    """The database schema is not at the version this graphrun needs; run `graphrun db upgrade`."""
+
+    code = "migration_required"

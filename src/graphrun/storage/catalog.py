@@ -1,0 +1,88 @@
+"""The workflow catalog: workflow versions that workers publish, read by any process."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from .records import WorkflowRecord
+from .schema import workflows
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from .database import Database
+
+__all__ = ("Publication", "get", "latest", "publish")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Publication:
+    """One workflow version to publish."""
+
+    name: str
+    version: str
+    app: str
+    input_schema: dict[str, Any]
+    graph: str
+
+
+async def publish(db: Database, items: Collection[Publication]) -> None:
+    """Record workflow versions; republishing a known version refreshes it."""
+    if not items:
+        return
+
+    async def job(conn: AsyncConnection) -> None:
+        stmt = db.insert(workflows).values(published_at=db.now())
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[workflows.c.name, workflows.c.version],
+                set_={"published_at": stmt.excluded.published_at},
+            ),
+            [
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    "app": p.app,
+                    "input_schema": p.input_schema,
+                    "graph": p.graph,
+                }
+                for p in items
+            ],
+        )
+
+    await db.write(job)
+
+
+async def get(db: Database, name: str, version: str) -> WorkflowRecord | None:
+    """One workflow version."""
+    async with db.read() as conn:
+        row = (
+            (
+                await conn.execute(
+                    select(workflows).where(
+                        workflows.c.name == name, workflows.c.version == version
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+    return None if row is None else WorkflowRecord.from_row(row)
+
+
+async def latest(db: Database) -> list[WorkflowRecord]:
+    """The most recently published version of every workflow."""
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(workflows).order_by(workflows.c.name, workflows.c.published_at.desc())
+            )
+        ).mappings()
+        seen: dict[str, WorkflowRecord] = {}
+        for row in rows:
+            seen.setdefault(row["name"], WorkflowRecord.from_row(row))
+    return list(seen.values())

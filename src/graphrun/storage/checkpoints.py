@@ -1,0 +1,436 @@
+"""graphrun's LangGraph checkpointer: checkpoints in the engine's database, fenced by leases.
+
+Why our own saver (DESIGN.md section 6): LangGraph's savers open their own connections (a
+second SQLite writer) and nothing in them stops a worker that lost its lease from writing.
+This one writes through the engine's single writer and, when the run is executed by a
+worker, checks the lease epoch in the same transaction as every write.
+
+During a worker's execution the config carries an `Execution` under `EXECUTION_KEY`. Its
+pending writes are buffered in memory and committed together with the next checkpoint, so a
+super-step costs one transaction; writes left when the graph stops (an interrupt, an error)
+commit together with the run's status change. Without an `Execution` (direct use, the
+conformance suite) every call is its own transaction.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from sqlalchemy import and_, delete, insert, select, tuple_
+
+from . import events
+from . import runs as runs_store
+from .schema import checkpoint_writes, checkpoints
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from .database import Database
+
+__all__ = ("EXECUTION_KEY", "Execution", "GraphrunCheckpointer", "strict_serializer")
+
+#: Config key (``configurable``) under which a worker passes its `Execution`. The leading
+#: ``__`` keeps LangGraph from copying it into checkpoint metadata.
+EXECUTION_KEY = "__graphrun_execution"
+
+
+def strict_serializer() -> JsonPlusSerializer:
+    """LangGraph's serializer in strict mode: no pickle, only allow-listed msgpack types."""
+    return JsonPlusSerializer(pickle_fallback=False, allowed_msgpack_modules=None)
+
+
+@dataclass(eq=False)
+class Execution:
+    """One worker's execution of a run: its lease and what waits to be committed."""
+
+    fence: runs_store.Fence
+    lease_ttl_s: float
+    #: Serialized ``checkpoint_writes`` rows not yet committed.
+    pending_writes: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(kind, data)`` run events to commit with the next checkpoint.
+    pending_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def take_writes(self) -> list[dict[str, Any]]:
+        """Remove and return the buffered writes."""
+        rows, self.pending_writes = self.pending_writes, []
+        return rows
+
+    def take_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """Remove and return the buffered events."""
+        rows, self.pending_events = self.pending_events, []
+        return rows
+
+
+def _execution(config: RunnableConfig) -> Execution | None:
+    value = config.get("configurable", {}).get(EXECUTION_KEY)
+    return value if isinstance(value, Execution) else None
+
+
+async def _insert_writes(db: Database, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    # Special channels (errors, interrupts, resumes) are replaced; regular writes are kept
+    # as first written, as LangGraph's own savers do.
+    upsert = [r for r in rows if r["channel"] in WRITES_IDX_MAP]
+    keep = [r for r in rows if r["channel"] not in WRITES_IDX_MAP]
+    key = [
+        checkpoint_writes.c.thread_id,
+        checkpoint_writes.c.checkpoint_ns,
+        checkpoint_writes.c.checkpoint_id,
+        checkpoint_writes.c.task_id,
+        checkpoint_writes.c.idx,
+    ]
+    if keep:
+        await conn.execute(
+            db.insert(checkpoint_writes).on_conflict_do_nothing(index_elements=key), keep
+        )
+    if upsert:
+        stmt = db.insert(checkpoint_writes)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=key,
+                set_={
+                    "channel": stmt.excluded.channel,
+                    "type": stmt.excluded.type,
+                    "value": stmt.excluded.value,
+                    "task_path": stmt.excluded.task_path,
+                },
+            ),
+            upsert,
+        )
+
+
+async def flush(db: Database, conn: AsyncConnection, execution: Execution) -> None:
+    """Commit an execution's buffered writes and events inside the caller's transaction."""
+    rows = execution.take_writes()
+    if rows:
+        await _insert_writes(db, conn, rows)
+    pending_events = execution.take_events()
+    if pending_events:
+        await events.append(db, conn, [(execution.fence.run_id, k, d) for k, d in pending_events])
+
+
+class GraphrunCheckpointer(BaseCheckpointSaver[str]):
+    """A LangGraph checkpoint saver on graphrun's `Database`, fenced by run leases.
+
+    Only the async interface is implemented: graphrun runs graphs asynchronously.
+    """
+
+    def __init__(self, db: Database, *, serde: JsonPlusSerializer | None = None) -> None:
+        super().__init__(serde=serde or strict_serializer())
+        self.db = db
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint (with any buffered writes) in one fenced transaction."""
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        checkpoint_ns = conf.get("checkpoint_ns", "")
+        type_, blob = self.serde.dumps_typed(checkpoint)
+        meta_type, meta_blob = self.serde.dumps_typed(
+            get_serializable_checkpoint_metadata(config, metadata)
+        )
+        row = {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint["id"],
+            "parent_checkpoint_id": conf.get("checkpoint_id"),
+            "type": type_,
+            "checkpoint": blob,
+            "metadata_type": meta_type,
+            "metadata": meta_blob,
+        }
+        execution = _execution(config)
+        db = self.db
+
+        async def job(conn: AsyncConnection) -> None:
+            if execution is not None:
+                await runs_store.fence_checkpoint(
+                    db,
+                    conn,
+                    execution.fence,
+                    # Only the root graph's checkpoints mark the run's progress.
+                    checkpoint_id=checkpoint["id"] if not checkpoint_ns else None,
+                    lease_ttl_s=execution.lease_ttl_s,
+                )
+                await flush(db, conn, execution)
+            stmt = db.insert(checkpoints).values(**row, created_at=db.now())
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[
+                        checkpoints.c.thread_id,
+                        checkpoints.c.checkpoint_ns,
+                        checkpoints.c.checkpoint_id,
+                    ],
+                    set_={
+                        "parent_checkpoint_id": stmt.excluded.parent_checkpoint_id,
+                        "type": stmt.excluded.type,
+                        "checkpoint": stmt.excluded.checkpoint,
+                        "metadata_type": stmt.excluded.metadata_type,
+                        "metadata": stmt.excluded.metadata,
+                    },
+                )
+            )
+
+        await db.write(job)
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's writes: buffered under a worker's execution, else at once."""
+        conf = config["configurable"]
+        base = {
+            "thread_id": str(conf["thread_id"]),
+            "checkpoint_ns": conf.get("checkpoint_ns", ""),
+            "checkpoint_id": str(conf["checkpoint_id"]),
+            "task_id": task_id,
+            "task_path": task_path,
+        }
+        rows = []
+        for idx, (channel, value) in enumerate(writes):
+            type_, blob = self.serde.dumps_typed(value)
+            rows.append(
+                {
+                    **base,
+                    "idx": WRITES_IDX_MAP.get(channel, idx),
+                    "channel": channel,
+                    "type": type_,
+                    "value": blob,
+                }
+            )
+        execution = _execution(config)
+        if execution is not None:
+            # Same key replaces (special channels) or is ignored (regular), as in the table.
+            held = {_write_key(r): i for i, r in enumerate(execution.pending_writes)}
+            for row in rows:
+                at = held.get(_write_key(row))
+                if at is None:
+                    execution.pending_writes.append(row)
+                elif row["channel"] in WRITES_IDX_MAP:
+                    execution.pending_writes[at] = row
+            return
+        db = self.db
+
+        async def job(conn: AsyncConnection) -> None:
+            await _insert_writes(db, conn, rows)
+
+        await db.write(job)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint and write of a thread."""
+        db = self.db
+
+        async def job(conn: AsyncConnection) -> None:
+            await conn.execute(
+                delete(checkpoint_writes).where(checkpoint_writes.c.thread_id == thread_id)
+            )
+            await conn.execute(delete(checkpoints).where(checkpoints.c.thread_id == thread_id))
+
+        await db.write(job)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and write of one thread to another (the base of fork)."""
+        db = self.db
+
+        async def job(conn: AsyncConnection) -> None:
+            for table in (checkpoints, checkpoint_writes):
+                names = [c.name for c in table.columns if c.name != "thread_id"]
+                columns = [table.c[n] for n in names]
+                await conn.execute(
+                    insert(table).from_select(
+                        ["thread_id", *names],
+                        select(_literal(target_thread_id), *columns).where(
+                            table.c.thread_id == source_thread_id
+                        ),
+                    )
+                )
+
+        await db.write(job)
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint named by the config, or the thread's latest, with pending writes."""
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        checkpoint_ns = conf.get("checkpoint_ns", "")
+        query = select(checkpoints).where(
+            checkpoints.c.thread_id == thread_id, checkpoints.c.checkpoint_ns == checkpoint_ns
+        )
+        if checkpoint_id := get_checkpoint_id(config):
+            query = query.where(checkpoints.c.checkpoint_id == checkpoint_id)
+        else:
+            query = query.order_by(checkpoints.c.checkpoint_id.desc()).limit(1)
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                return None
+            writes = await self._writes_for(
+                conn, thread_id, [(checkpoint_ns, row["checkpoint_id"])]
+            )
+        extra = _buffered(_execution(config), checkpoint_ns, row["checkpoint_id"])
+        return self._tuple(row, writes.get((checkpoint_ns, row["checkpoint_id"]), []) + extra)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Checkpoints matching the config, newest first; writes fetched in one query."""
+        query = select(checkpoints)
+        if config is not None:
+            conf = config["configurable"]
+            query = query.where(checkpoints.c.thread_id == str(conf["thread_id"]))
+            if (ns := conf.get("checkpoint_ns")) is not None:
+                query = query.where(checkpoints.c.checkpoint_ns == ns)
+            if checkpoint_id := get_checkpoint_id(config):
+                query = query.where(checkpoints.c.checkpoint_id == checkpoint_id)
+        if before is not None and (before_id := get_checkpoint_id(before)):
+            query = query.where(checkpoints.c.checkpoint_id < before_id)
+        query = query.order_by(checkpoints.c.checkpoint_id.desc())
+        if limit is not None and not filter:
+            query = query.limit(limit)
+        async with self.db.read() as conn:
+            rows = list((await conn.execute(query)).mappings())
+            if filter:
+                rows = [r for r in rows if _matches(self._metadata(r), filter)]
+                if limit is not None:
+                    rows = rows[:limit]
+            by_thread: dict[str, list[tuple[str, str]]] = {}
+            for r in rows:
+                by_thread.setdefault(r["thread_id"], []).append(
+                    (r["checkpoint_ns"], r["checkpoint_id"])
+                )
+            writes: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+            for thread_id, keys in by_thread.items():
+                for key, found in (await self._writes_for(conn, thread_id, keys)).items():
+                    writes[(thread_id, *key)] = found
+        for r in rows:
+            yield self._tuple(
+                r, writes.get((r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"]), [])
+            )
+
+    async def _writes_for(
+        self, conn: AsyncConnection, thread_id: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        keys = list(keys)
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # Primary-key prefix (thread_id, checkpoint_ns, checkpoint_id): one indexed query.
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            result = await conn.execute(
+                select(checkpoint_writes).where(
+                    and_(
+                        checkpoint_writes.c.thread_id == thread_id,
+                        tuple_(
+                            checkpoint_writes.c.checkpoint_ns, checkpoint_writes.c.checkpoint_id
+                        ).in_(chunk),
+                    )
+                )
+            )
+            for w in result.mappings():
+                found.setdefault((w["checkpoint_ns"], w["checkpoint_id"]), []).append(dict(w))
+        return found
+
+    def _metadata(self, row: Any) -> CheckpointMetadata:
+        loaded: CheckpointMetadata = self.serde.loads_typed((row["metadata_type"], row["metadata"]))
+        return loaded
+
+    def _tuple(self, row: Any, writes: list[dict[str, Any]]) -> CheckpointTuple:
+        thread_id, ns = row["thread_id"], row["checkpoint_ns"]
+        ordered = sorted(
+            writes, key=lambda w: writes_sort_key(w["task_path"], w["task_id"], w["idx"])
+        )
+        pending: list[PendingWrite] = [
+            (w["task_id"], w["channel"], self.serde.loads_typed((w["type"], w["value"])))
+            for w in ordered
+        ]
+        parent = row["parent_checkpoint_id"]
+        return CheckpointTuple(
+            config={
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": row["checkpoint_id"],
+                }
+            },
+            checkpoint=self.serde.loads_typed((row["type"], row["checkpoint"])),
+            metadata=self._metadata(row),
+            parent_config=(
+                {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": parent,
+                    }
+                }
+                if parent
+                else None
+            ),
+            pending_writes=pending,
+        )
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """A version string that sorts after ``current`` (LangGraph's own savers' scheme)."""
+        current_v = 0 if current is None else int(str(current).split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"  # noqa: S311 - not security
+
+
+def _write_key(row: dict[str, Any]) -> tuple[str, str, str, int]:
+    return (row["checkpoint_ns"], row["checkpoint_id"], row["task_id"], row["idx"])
+
+
+def _buffered(execution: Execution | None, ns: str, checkpoint_id: str) -> list[dict[str, Any]]:
+    if execution is None:
+        return []
+    return [
+        w
+        for w in execution.pending_writes
+        if w["checkpoint_ns"] == ns and w["checkpoint_id"] == checkpoint_id
+    ]
+
+
+def _matches(metadata: CheckpointMetadata, wanted: dict[str, Any]) -> bool:
+    return all(metadata.get(k) == v for k, v in wanted.items())
+
+
+def _literal(value: str) -> Any:
+    from sqlalchemy import literal
+
+    return literal(value)

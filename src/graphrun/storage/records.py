@@ -1,0 +1,212 @@
+"""Frozen records that storage returns; nothing above storage sees a database row."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ("EventRecord", "Run", "RunPage", "RunStatus", "WaitingOn", "WorkflowRecord")
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is in its lifecycle (DESIGN.md section 2)."""
+
+    #: Accepted, waiting for a worker to claim it.
+    QUEUED = "queued"
+    #: Claimed by a worker under a lease and executing.
+    RUNNING = "running"
+    #: Paused by an interrupt: input, a signal, or a timer.
+    WAITING = "waiting"
+    #: Paused by request; resumes on request.
+    PAUSED = "paused"
+    #: The graph finished; ``output`` holds the final state.
+    COMPLETED = "completed"
+    #: A step raised; ``error`` says where and why. `retry` continues it.
+    FAILED = "failed"
+    #: Cancelled on request.
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the run has ended (only `retry` or `fork` take it further)."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitingOn:
+    """One pending interrupt of a waiting run."""
+
+    #: The interrupt id; a resume may name it.
+    id: str
+    #: ``input`` (a person), ``signal`` or ``timer``.
+    kind: str
+    #: What the node asked (any JSON value).
+    prompt: Any = None
+    #: JSON Schema the resume value must satisfy, if the node declared one.
+    schema: dict[str, Any] | None = None
+    #: For timers: when the run wakes.
+    wake_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form stored in the run row and sent over the API."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "prompt": self.prompt,
+            "schema": self.schema,
+            "wake_at": self.wake_at.isoformat() if self.wake_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WaitingOn:
+        """Rebuild from `to_json` output."""
+        wake = data.get("wake_at")
+        return cls(
+            id=data["id"],
+            kind=data.get("kind", "input"),
+            prompt=data.get("prompt"),
+            schema=data.get("schema"),
+            wake_at=datetime.fromisoformat(wake) if wake else None,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One execution of a workflow, as stored.
+
+    The LangGraph ``thread_id`` of the run is its ``id``.
+    """
+
+    id: str
+    workflow: str
+    definition_version: str
+    status: RunStatus
+    input: Any
+    output: Any = None
+    #: ``{"type", "message", "node", "traceback"}`` when the run failed.
+    error: dict[str, Any] | None = None
+    waiting_for: tuple[WaitingOn, ...] = ()
+    idempotency_key: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    #: Compare-and-set counter; bumps on every transition.
+    version: int = 0
+    lease_owner: str | None = None
+    lease_epoch: int = 0
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+    checkpoint_id: str | None = None
+    #: How many times a worker claimed the run.
+    attempts: int = 0
+    input_hash: str = field(default="", repr=False)
+    resume: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Run:
+        """Build from a ``runs`` row mapping."""
+        return cls(
+            id=row["id"],
+            workflow=row["workflow"],
+            definition_version=row["definition_version"],
+            status=RunStatus(row["status"]),
+            input=row["input"],
+            output=row["output"],
+            error=row["error"],
+            waiting_for=tuple(WaitingOn.from_json(w) for w in row["waiting_for"] or ()),
+            idempotency_key=row["idempotency_key"],
+            created_at=_time(row["created_at"]),  # type: ignore[arg-type]
+            updated_at=_time(row["updated_at"]),  # type: ignore[arg-type]
+            finished_at=_time(row["finished_at"]),
+            version=row["version"],
+            lease_owner=row["lease_owner"],
+            lease_epoch=row["lease_epoch"],
+            lease_expires_at=_time(row["lease_expires_at"]),
+            cancel_requested=bool(row["cancel_requested"]),
+            checkpoint_id=row["checkpoint_id"],
+            attempts=row["attempts"],
+            input_hash=row["input_hash"],
+            resume=row["resume"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON form of the run (API and CLI)."""
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "definition_version": self.definition_version,
+            "status": self.status.value,
+            "input": self.input,
+            "output": self.output,
+            "error": self.error,
+            "waiting_for": [w.to_json() for w in self.waiting_for],
+            "idempotency_key": self.idempotency_key,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPage:
+    """One page of `list_runs`; pass ``next_cursor`` back for the next page."""
+
+    runs: tuple[Run, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRecord:
+    """Something that happened to a run: a status change or a finished node."""
+
+    id: int
+    run_id: str
+    kind: str
+    data: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> EventRecord:
+        """Build from a ``run_events`` row mapping."""
+        return cls(
+            id=row["id"],
+            run_id=row["run_id"],
+            kind=row["kind"],
+            data=row["data"],
+            created_at=_time(row["created_at"]),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowRecord:
+    """A workflow version as published to the catalog by a worker."""
+
+    name: str
+    version: str
+    app: str
+    input_schema: dict[str, Any]
+    graph: str
+    published_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> WorkflowRecord:
+        """Build from a ``workflows`` row mapping."""
+        return cls(
+            name=row["name"],
+            version=row["version"],
+            app=row["app"],
+            input_schema=row["input_schema"],
+            graph=row["graph"],
+            published_at=_time(row["published_at"]),  # type: ignore[arg-type]
+        )

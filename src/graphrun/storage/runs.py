@@ -1,0 +1,480 @@
+"""The runs aggregate: creation, compare-and-set transitions, claims, leases, listing.
+
+Every state change is one conditional UPDATE (``WHERE id = :id AND status IN (...) AND
+version = :seen`` and, for a worker's writes, ``AND lease_owner = :me AND lease_epoch =
+:epoch``); a change that matches no row lost the race and says why.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, or_, select, update
+
+from graphrun import errors
+
+from . import events
+from .records import Run, RunPage, RunStatus
+from .schema import runs
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from .database import Database
+
+__all__ = (
+    "Fence",
+    "NewRun",
+    "claim",
+    "fence_checkpoint",
+    "get",
+    "get_many",
+    "heartbeat",
+    "insert",
+    "list_page",
+    "release",
+    "requeue_expired",
+    "transition",
+)
+
+MAX_PAGE = 1000  # runs per list page
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fence:
+    """The lease a worker holds on a run; its writes count only while it still holds it."""
+
+    run_id: str
+    owner: str
+    epoch: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewRun:
+    """What `insert` needs to create a run."""
+
+    id: str
+    workflow: str
+    definition_version: str
+    input: Any
+    input_hash: str
+    idempotency_key: str | None = None
+
+
+async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
+    """Create a queued run, or return the run its idempotency key already started.
+
+    Returns:
+        The run and whether it was created now.
+
+    Raises:
+        IdempotencyConflict: The key started a run with a different input.
+    """
+
+    async def job(conn: AsyncConnection) -> tuple[Run, bool]:
+        now = db.now()
+        stmt = (
+            db.insert(runs)
+            .values(
+                id=new.id,
+                workflow=new.workflow,
+                definition_version=new.definition_version,
+                status=RunStatus.QUEUED.value,
+                input=new.input,
+                input_hash=new.input_hash,
+                idempotency_key=new.idempotency_key,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[runs.c.idempotency_key])
+            .returning(runs)
+        )
+        row = (await conn.execute(stmt)).mappings().first()
+        if row is not None:
+            await events.append(db, conn, [(new.id, "status", {"status": "queued"})])
+            return Run.from_row(row), True
+        existing = (
+            (await conn.execute(select(runs).where(runs.c.idempotency_key == new.idempotency_key)))
+            .mappings()
+            .one()
+        )
+        run = Run.from_row(existing)
+        if run.input_hash != new.input_hash or run.workflow != new.workflow:
+            raise errors.IdempotencyConflict(new.idempotency_key or "", run.id)
+        return run, False
+
+    return await db.write(job)
+
+
+async def get(db: Database, run_id: str) -> Run | None:
+    """The run with this id, or None."""
+    async with db.read() as conn:
+        row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+    return None if row is None else Run.from_row(row)
+
+
+async def get_many(db: Database, run_ids: Collection[str]) -> dict[str, Run]:
+    """The runs with these ids, in one query."""
+    if not run_ids:
+        return {}
+    async with db.read() as conn:
+        rows = (await conn.execute(select(runs).where(runs.c.id.in_(list(run_ids))))).mappings()
+        return {row["id"]: Run.from_row(row) for row in rows}
+
+
+def _encode_cursor(run: Run) -> str:
+    raw = json.dumps([run.created_at.timestamp(), run.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(created, int | float) or not isinstance(run_id, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise errors.ValidationFailed(
+            "cursor", [{"pointer": "/cursor", "message": "not a cursor returned by list_runs"}]
+        ) from exc
+    return float(created), run_id
+
+
+async def list_page(
+    db: Database,
+    *,
+    statuses: Collection[RunStatus] = (),
+    workflow: str | None = None,
+    created_after: float | None = None,
+    created_before: float | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> RunPage:
+    """A page of runs, newest first, in one indexed query (keyset pagination)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise errors.ValidationFailed(
+            "limit", [{"pointer": "/limit", "message": f"must be between 1 and {MAX_PAGE}"}]
+        )
+    query = select(runs)
+    if statuses:
+        query = query.where(runs.c.status.in_([s.value for s in statuses]))
+    if workflow is not None:
+        query = query.where(runs.c.workflow == workflow)
+    if created_after is not None:
+        query = query.where(runs.c.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(runs.c.created_at < created_before)
+    if cursor is not None:
+        created, run_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                runs.c.created_at < created,
+                and_(runs.c.created_at == created, runs.c.id < run_id),
+            )
+        )
+    query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
+    async with db.read() as conn:
+        rows = [Run.from_row(r) for r in (await conn.execute(query)).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return RunPage(runs=tuple(rows), next_cursor=_encode_cursor(rows[-1]) if more else None)
+
+
+async def transition(
+    db: Database,
+    run_id: str,
+    *,
+    action: str,
+    allowed: Collection[RunStatus],
+    values: Mapping[str, Any],
+    seen_version: int | None = None,
+    fence: Fence | None = None,
+    extra_events: Collection[tuple[str, dict[str, Any]]] = (),
+    before: Any = None,
+) -> Run:
+    """Apply one compare-and-set transition and record its event.
+
+    Args:
+        db: The database.
+        run_id: The run to change.
+        action: What is being done, for the conflict message (``resume``, ``cancel``...).
+        allowed: Statuses the run may be in for the change to apply.
+        values: Columns to set (``status`` among them for a status change).
+        seen_version: The version the caller read; the change applies only if unchanged.
+        fence: The lease the writer must still hold.
+        extra_events: More ``(kind, data)`` events to record in the same transaction.
+        before: An optional coroutine function ``f(conn)`` run first in the transaction
+            (e.g. flushing buffered checkpoint writes), so it commits or fails with the change.
+
+    Raises:
+        RunNotFound: No such run.
+        TransitionConflict: The run's status or version did not match.
+        LeaseLost: ``fence`` no longer holds the lease.
+    """
+
+    async def job(conn: AsyncConnection) -> Run:
+        if before is not None:
+            await before(conn)
+        return await transition_in(
+            db,
+            conn,
+            run_id,
+            action=action,
+            allowed=allowed,
+            values=values,
+            seen_version=seen_version,
+            fence=fence,
+            extra_events=extra_events,
+        )
+
+    return await db.write(job)
+
+
+async def transition_in(
+    db: Database,
+    conn: AsyncConnection,
+    run_id: str,
+    *,
+    action: str,
+    allowed: Collection[RunStatus],
+    values: Mapping[str, Any],
+    seen_version: int | None = None,
+    fence: Fence | None = None,
+    extra_events: Collection[tuple[str, dict[str, Any]]] = (),
+) -> Run:
+    """`transition` inside a write transaction the caller already holds."""
+    now = db.now()
+    # CAS on (id, status, version[, lease]); the primary key makes it a point update.
+    conditions = [runs.c.id == run_id, runs.c.status.in_([s.value for s in allowed])]
+    if seen_version is not None:
+        conditions.append(runs.c.version == seen_version)
+    if fence is not None:
+        conditions += [runs.c.lease_owner == fence.owner, runs.c.lease_epoch == fence.epoch]
+    new_values = dict(values)
+    status = new_values.get("status")
+    if isinstance(status, RunStatus):
+        new_values["status"] = status.value
+        if status.terminal:
+            new_values.setdefault("finished_at", now)
+    stmt = (
+        update(runs)
+        .where(*conditions)
+        .values(**new_values, version=runs.c.version + 1, updated_at=now)
+        .returning(runs)
+    )
+    row = (await conn.execute(stmt)).mappings().first()
+    if row is None:
+        current = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+        if current is None:
+            raise errors.RunNotFound(run_id)
+        if fence is not None and (
+            current["lease_owner"] != fence.owner or current["lease_epoch"] != fence.epoch
+        ):
+            raise errors.LeaseLost(run_id, fence.epoch)
+        reason = ""
+        if seen_version is not None and current["version"] != seen_version:
+            reason = "It changed while the request was being made."
+        raise errors.TransitionConflict(run_id, action, current["status"], reason)
+    run = Run.from_row(row)
+    rows = [(run_id, kind, data) for kind, data in extra_events]
+    if status is not None:
+        rows.append((run_id, "status", {"status": run.status.value}))
+    await events.append(db, conn, rows)
+    return run
+
+
+async def fence_checkpoint(
+    db: Database,
+    conn: AsyncConnection,
+    fence: Fence,
+    *,
+    checkpoint_id: str | None,
+    lease_ttl_s: float,
+) -> None:
+    """Inside a checkpoint write: prove the lease is held, and record progress.
+
+    Also extends the lease (a checkpoint is as good as a heartbeat) and drops consumed
+    resume values, which the checkpoint now holds.
+
+    Raises:
+        LeaseLost: Another worker holds the run now; the caller must roll back.
+    """
+    values: dict[str, Any] = {"lease_expires_at": db.now() + lease_ttl_s, "resume": None}
+    if checkpoint_id is not None:
+        values["checkpoint_id"] = checkpoint_id
+    result = await conn.execute(
+        update(runs)
+        .where(
+            runs.c.id == fence.run_id,
+            runs.c.lease_owner == fence.owner,
+            runs.c.lease_epoch == fence.epoch,
+            runs.c.status == RunStatus.RUNNING.value,
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise errors.LeaseLost(fence.run_id, fence.epoch)
+
+
+async def claim(
+    db: Database, *, owner: str, workflows: Collection[str], limit: int, lease_ttl_s: float
+) -> list[Run]:
+    """Claim up to ``limit`` queued runs of ``workflows``, oldest first, under a new lease epoch."""
+    if limit <= 0 or not workflows:
+        return []
+
+    async def job(conn: AsyncConnection) -> list[Run]:
+        now = db.now()
+        # Oldest queued first, via ix_runs_status_created_at_id. On SQLite the writer's
+        # BEGIN IMMEDIATE serialises claims; PostgreSQL adds FOR UPDATE SKIP LOCKED.
+        candidates = (
+            select(runs.c.id)
+            .where(runs.c.status == RunStatus.QUEUED.value, runs.c.workflow.in_(list(workflows)))
+            .order_by(runs.c.created_at, runs.c.id)
+            .limit(limit)
+        )
+        if db.dialect == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        stmt = (
+            update(runs)
+            .where(runs.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=RunStatus.RUNNING.value,
+                lease_owner=owner,
+                lease_epoch=runs.c.lease_epoch + 1,
+                lease_expires_at=now + lease_ttl_s,
+                attempts=runs.c.attempts + 1,
+                version=runs.c.version + 1,
+                updated_at=now,
+            )
+            .returning(runs)
+        )
+        claimed = [Run.from_row(r) for r in (await conn.execute(stmt)).mappings()]
+        await events.append(
+            db,
+            conn,
+            [(r.id, "status", {"status": "running", "attempt": r.attempts}) for r in claimed],
+        )
+        return claimed
+
+    return await db.write(job)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeldLease:
+    """A lease a heartbeat renewed."""
+
+    run_id: str
+    epoch: int
+    cancel_requested: bool
+
+
+async def heartbeat(db: Database, *, owner: str, lease_ttl_s: float) -> list[HeldLease]:
+    """Extend every lease ``owner`` holds, in one statement; report the ones it still holds."""
+
+    async def job(conn: AsyncConnection) -> list[HeldLease]:
+        # ix_runs_lease_owner: touches only this worker's runs.
+        stmt = (
+            update(runs)
+            .where(runs.c.lease_owner == owner, runs.c.status == RunStatus.RUNNING.value)
+            .values(lease_expires_at=db.now() + lease_ttl_s)
+            .returning(runs.c.id, runs.c.lease_epoch, runs.c.cancel_requested)
+        )
+        return [
+            HeldLease(run_id=r.id, epoch=r.lease_epoch, cancel_requested=bool(r.cancel_requested))
+            for r in await conn.execute(stmt)
+        ]
+
+    return await db.write(job)
+
+
+async def requeue_expired(db: Database) -> list[str]:
+    """Give runs whose lease expired back to the queue (cancelled if cancel was requested)."""
+
+    async def job(conn: AsyncConnection) -> list[str]:
+        now = db.now()
+        # ix_runs_status_lease_expires_at: only running runs past their expiry.
+        expired = and_(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now)
+        cancelled = (
+            await conn.execute(
+                update(runs)
+                .where(expired, runs.c.cancel_requested.is_(True))
+                .values(
+                    status=RunStatus.CANCELLED.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    finished_at=now,
+                    version=runs.c.version + 1,
+                    updated_at=now,
+                )
+                .returning(runs.c.id)
+            )
+        ).scalars()
+        cancelled_ids = list(cancelled)
+        requeued = list(
+            (
+                await conn.execute(
+                    update(runs)
+                    .where(expired)
+                    .values(
+                        status=RunStatus.QUEUED.value,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        version=runs.c.version + 1,
+                        updated_at=now,
+                    )
+                    .returning(runs.c.id)
+                )
+            ).scalars()
+        )
+        await events.append(
+            db,
+            conn,
+            [(i, "status", {"status": "cancelled"}) for i in cancelled_ids]
+            + [(i, "status", {"status": "queued", "reason": "lease_expired"}) for i in requeued],
+        )
+        return requeued + cancelled_ids
+
+    return await db.write(job)
+
+
+async def release(db: Database, fences: Collection[Fence]) -> list[str]:
+    """Give runs back to the queue on shutdown, if their lease is still ours."""
+    if not fences:
+        return []
+
+    async def job(conn: AsyncConnection) -> list[str]:
+        released: list[str] = []
+        now = db.now()
+        for fence in fences:
+            row = (
+                await conn.execute(
+                    update(runs)
+                    .where(
+                        runs.c.id == fence.run_id,
+                        runs.c.status == RunStatus.RUNNING.value,
+                        runs.c.lease_owner == fence.owner,
+                        runs.c.lease_epoch == fence.epoch,
+                    )
+                    .values(
+                        status=RunStatus.QUEUED.value,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        version=runs.c.version + 1,
+                        updated_at=now,
+                    )
+                    .returning(runs.c.id)
+                )
+            ).scalar()
+            if row is not None:
+                released.append(row)
+        await events.append(
+            db, conn, [(i, "status", {"status": "queued", "reason": "released"}) for i in released]
+        )
+        return released
+
+    return await db.write(job)

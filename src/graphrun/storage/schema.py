@@ -1,0 +1,145 @@
+"""The database schema: one MetaData, the same tables on SQLite and PostgreSQL.
+
+Changed only through migrations (``storage/migrations``); a test proves that the migration
+head equals this module. Timestamps are seconds since the epoch (float) taken from the
+database clock, so leases never depend on a worker's clock.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = (
+    "checkpoint_writes",
+    "checkpoints",
+    "metadata",
+    "run_events",
+    "runs",
+    "workers",
+    "workflows",
+)
+
+#: JSON on SQLite, JSONB on PostgreSQL.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("workflow", String(130), nullable=False),
+    Column("definition_version", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input", JSONType, nullable=False),
+    # sha256 of the canonical input JSON: an idempotent start compares it, not the input.
+    Column("input_hash", String(64), nullable=False),
+    Column("idempotency_key", String(255), nullable=True, unique=True),
+    Column("output", JSONType, nullable=True),
+    Column("error", JSONType, nullable=True),
+    Column("waiting_for", JSONType, nullable=True),
+    # Resume values not yet consumed by a checkpoint: {interrupt_id: value}.
+    Column("resume", JSONType, nullable=True),
+    # Compare-and-set counter: every transition bumps it.
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(128), nullable=True),
+    # Fencing token: bumped on every claim; every write by the worker checks it.
+    Column("lease_epoch", Integer, nullable=False, server_default="0"),
+    Column("lease_expires_at", Double, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default="0"),
+    Column("checkpoint_id", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("finished_at", Double, nullable=True),
+    # list_runs: newest first, filtered by status and/or workflow, keyset on (created_at, id).
+    Index(None, "created_at", "id"),
+    Index(None, "status", "created_at", "id"),
+    Index(None, "workflow", "status", "created_at", "id"),
+    # claims (oldest queued first) and the reaper (expired leases of running runs).
+    Index(None, "status", "lease_expires_at"),
+    Index(None, "lease_owner"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSONType, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index(None, "run_id", "id"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("workflows", JSONType, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("heartbeat_at", Double, nullable=False),
+    Index(None, "heartbeat_at"),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("name", String(130), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("app", String(63), nullable=False),
+    Column("input_schema", JSONType, nullable=False),
+    Column("graph", Text, nullable=False),
+    Column("published_at", Double, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("thread_id", String(64), primary_key=True),
+    Column("checkpoint_ns", String(255), primary_key=True, server_default=""),
+    Column("checkpoint_id", String(64), primary_key=True),
+    Column("parent_checkpoint_id", String(64), nullable=True),
+    Column("type", String(32), nullable=False),
+    Column("checkpoint", LargeBinary, nullable=False),
+    Column("metadata_type", String(32), nullable=False),
+    Column("metadata", LargeBinary, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+checkpoint_writes = Table(
+    "checkpoint_writes",
+    metadata,
+    Column("thread_id", String(64), primary_key=True),
+    Column("checkpoint_ns", String(255), primary_key=True, server_default=""),
+    Column("checkpoint_id", String(64), primary_key=True),
+    Column("task_id", String(64), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("channel", String(255), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("task_path", Text, nullable=False, server_default=""),
+)

@@ -1,0 +1,34 @@
+"""graphrun's checkpointer passes LangGraph's checkpoint conformance suite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+
+from graphrun.storage import Database
+from graphrun.storage.checkpoints import GraphrunCheckpointer
+
+
+async def test_checkpointer_passes_langgraph_conformance(tmp_path: Path) -> None:
+    counter = iter(range(1000))
+
+    @checkpointer_test(name="GraphrunCheckpointer")
+    async def factory() -> AsyncIterator[GraphrunCheckpointer]:
+        db = await Database.open(f"sqlite:///{tmp_path}/conformance-{next(counter)}.db")
+        try:
+            yield GraphrunCheckpointer(db)
+        finally:
+            await db.close()
+
+    report = await validate(factory)
+    print(report)
+    failures = {
+        name: result.failures
+        for name, result in report.results.items()
+        if result.detected and not result.passed
+    }
+    assert failures == {}
+    detected = {name for name, result in report.results.items() if result.detected}
+    assert {"put", "put_writes", "get_tuple", "list", "delete_thread", "copy_thread"} <= detected
