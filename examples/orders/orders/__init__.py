@@ -1,0 +1,1 @@
+"""The orders example app."""

@@ -1,0 +1,144 @@
+"""The app manifest, ``graphrun.toml``: parsed, validated, and refused loudly when wrong."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graphrun import errors
+
+__all__ = ("MANIFEST_NAME", "AppManifest", "WorkflowEntry", "read_manifest")
+
+MANIFEST_NAME = "graphrun.toml"
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+TARGET_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+PIN_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?==[A-Za-z0-9.+!_-]+")
+
+#: Top-level module names an app may not take: they would shadow what graphrun runs on.
+RESERVED_MODULES = frozenset(
+    {
+        "graphrun",
+        "langgraph",
+        "langchain_core",
+        "sqlalchemy",
+        "alembic",
+        "aiosqlite",
+        "pydantic",
+        "pydantic_core",
+        "jsonschema",
+        "typer",
+        "click",
+        "rich",
+        "ormsgpack",
+        "psycopg",
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowEntry:
+    """One workflow of an app, as declared."""
+
+    #: Workflow name within the app.
+    name: str
+    #: ``module:attr`` of the LangGraph ``StateGraph`` builder.
+    graph: str
+    #: ``module:attr`` of a pydantic model validating the input, if not the graph's own.
+    input: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppManifest:
+    """A parsed ``graphrun.toml``."""
+
+    name: str
+    root: Path
+    dependencies: tuple[str, ...]
+    workflows: tuple[WorkflowEntry, ...]
+
+
+def _fail(path: Path, message: str) -> errors.ManifestError:
+    return errors.ManifestError(f"{path}: {message}", path=str(path))
+
+
+def _check_target(path: Path, where: str, target: Any) -> str:
+    if not isinstance(target, str) or not TARGET_RE.fullmatch(target):
+        raise _fail(path, f"{where} must be 'module.path:attribute', got {target!r}")
+    top = target.split(":")[0].split(".")[0]
+    if top in sys.stdlib_module_names or top in RESERVED_MODULES:
+        raise _fail(
+            path,
+            f"{where}: module {top!r} would shadow the standard library or a graphrun "
+            "dependency; rename the app's package",
+        )
+    return target
+
+
+def _workflow(path: Path, name: str, value: Any) -> WorkflowEntry:
+    if not NAME_RE.fullmatch(name):
+        raise _fail(path, f"workflow name {name!r} must match [a-z][a-z0-9_]{{0,62}}")
+    if isinstance(value, str):
+        if value.endswith((".yaml", ".yml")):
+            raise _fail(
+                path,
+                f"workflow {name!r}: declarative YAML workflows are not supported by this "
+                "version; point it at a StateGraph as 'module:attribute'",
+            )
+        return WorkflowEntry(name=name, graph=_check_target(path, f"workflow {name!r}", value))
+    if isinstance(value, dict):
+        unknown = set(value) - {"graph", "input"}
+        if unknown:
+            raise _fail(path, f"workflow {name!r}: unknown keys {sorted(unknown)}")
+        graph = _check_target(path, f"workflow {name!r} graph", value.get("graph"))
+        input_model = value.get("input")
+        if input_model is not None:
+            input_model = _check_target(path, f"workflow {name!r} input", input_model)
+        return WorkflowEntry(name=name, graph=graph, input=input_model)
+    raise _fail(path, f"workflow {name!r} must be a 'module:attr' string or a table")
+
+
+def read_manifest(folder: str | Path) -> AppManifest:
+    """Read and validate an app folder's manifest.
+
+    Raises:
+        AppNotFound: The folder or its graphrun.toml does not exist.
+        ManifestError: The manifest is malformed; the message names the problem.
+    """
+    root = Path(folder).resolve()
+    path = root / MANIFEST_NAME
+    if not root.is_dir():
+        raise errors.AppNotFound(f"App folder {root} does not exist.", path=str(root))
+    if not path.is_file():
+        raise errors.AppNotFound(f"{root} has no {MANIFEST_NAME}.", path=str(root))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"not valid TOML: {exc}") from exc
+    unknown = set(data) - {"app", "workflows"}
+    if unknown:
+        raise _fail(path, f"unknown sections {sorted(unknown)}")
+    app = data.get("app")
+    if not isinstance(app, dict):
+        raise _fail(path, "missing [app] section")
+    name = app.get("name")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise _fail(path, f"[app] name must match [a-z][a-z0-9_]{{0,62}}, got {name!r}")
+    deps = app.get("dependencies", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise _fail(path, "[app] dependencies must be a list of strings")
+    for dep in deps:
+        if not PIN_RE.fullmatch(dep):
+            raise _fail(path, f"dependency {dep!r} must be pinned exactly as name==version")
+    workflows = data.get("workflows")
+    if not isinstance(workflows, dict) or not workflows:
+        raise _fail(path, "[workflows] must list at least one workflow")
+    return AppManifest(
+        name=name,
+        root=root,
+        dependencies=tuple(deps),
+        workflows=tuple(_workflow(path, k, v) for k, v in workflows.items()),
+    )

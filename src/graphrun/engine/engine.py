@@ -1,0 +1,468 @@
+"""`Engine`: the one object that owns a graphrun deployment's database, apps and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from graphrun import errors, validation
+from graphrun.apps import AppRegistry, LoadedWorkflow, load_app
+from graphrun.config import Settings
+from graphrun.storage import Database, catalog, checkpoints, events
+from graphrun.storage import runs as runs_store
+from graphrun.storage.records import EventRecord, Run, RunPage, RunStatus, WorkflowRecord
+
+from .executor import Executor, compile_graph
+from .notifier import ChangeNotifier, wait_for_event
+from .worker import Worker
+
+__all__ = ("Engine",)
+
+logger = logging.getLogger("graphrun.engine")
+
+#: Statuses in which `Engine.wait` keeps waiting.
+IN_FLIGHT = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+CAS_RETRIES = 3  # re-reads when a transition loses only on the version
+
+
+def _parse_run_id(run_id: str) -> str:
+    try:
+        return str(uuid.UUID(str(run_id)))
+    except ValueError:
+        raise errors.RunNotFound(str(run_id)) from None
+
+
+def _timestamp(value: datetime | float | None) -> float | None:
+    if value is None or isinstance(value, float | int):
+        return value
+    if value.tzinfo is None:
+        raise errors.ValidationFailed(
+            "time filter", [{"pointer": "", "message": "datetimes must be timezone-aware"}]
+        )
+    return value.timestamp()
+
+
+class Engine:
+    """A graphrun engine: start, inspect and steer runs; execute them with a worker.
+
+    Use as an async context manager::
+
+        async with Engine(database_url="sqlite:///graphrun.db", apps=["examples/orders"]) as engine:
+            run = await engine.start("orders.fulfil", {"order_id": "A1"})
+            run = await engine.wait(run.id)
+
+    Everything the engine uses (settings, database, app registry, worker) belongs to this
+    object; two engines in one process share nothing.
+
+    Args:
+        database_url: Overrides ``settings.database_url``.
+        apps: App folders to load; their workflows are executed by this engine's worker.
+        settings: Full settings; by default read from ``GRAPHRUN_*`` variables.
+        **overrides: Individual `Settings` fields (``concurrency=10``, ``lease_ttl_s=5``...).
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        apps: Sequence[str | Path] = (),
+        *,
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> None:
+        base = settings or Settings.from_env()
+        if database_url is not None:
+            overrides["database_url"] = database_url
+        self.settings = (
+            Settings.from_env({}, **{**base.__dict__, **overrides}) if overrides else base
+        )
+        self._app_paths = [Path(p) for p in apps]
+        self.registry = AppRegistry()
+        self.notifier = ChangeNotifier()
+        self._db: Database | None = None
+        self._worker: Worker | None = None
+        self._graphs: dict[str, Any] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect, migrate, load apps, publish their workflows and start the worker.
+
+        Raises:
+            AppLoadError: An app failed to import (nothing is started).
+            ManifestError: An app manifest is invalid.
+            StorageError: The database cannot be used.
+        """
+        for path in self._app_paths:
+            self.registry.add(await asyncio.to_thread(load_app, path))
+        self._db = await Database.open(
+            self.settings.database_url,
+            synchronous=self.settings.sqlite_synchronous,
+            busy_timeout_s=self.settings.busy_timeout_s,
+        )
+        try:
+            saver = checkpoints.GraphrunCheckpointer(self._db)
+            self.checkpointer = saver
+            self._graphs = {wf.name: compile_graph(wf.builder, saver) for wf in self.registry}
+            await catalog.publish(
+                self._db,
+                [
+                    catalog.Publication(
+                        name=wf.name,
+                        version=wf.version,
+                        app=wf.app,
+                        input_schema=wf.input_schema,
+                        graph=self._graphs[wf.name].get_graph().draw_mermaid(),
+                    )
+                    for wf in self.registry
+                ],
+            )
+            if self.settings.run_worker and self._graphs:
+                executor = Executor(self._db, self.settings, self.notifier)
+                self._worker = Worker(self._db, self.settings, executor, self._graphs)
+                await self._worker.start()
+        except BaseException:
+            await self._db.close()
+            self._db = None
+            raise
+
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop the worker (releasing unfinished runs to the queue) and close the database.
+
+        Args:
+            grace_s: How long in-flight runs may keep going before they are released.
+        """
+        if self._worker is not None:
+            await self._worker.stop(grace_s)
+            self._worker = None
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> Database:
+        """The open database.
+
+        Raises:
+            StorageError: The engine is not open.
+        """
+        if self._db is None:
+            raise errors.StorageError("The engine is not open: use `async with Engine(...)`.")
+        return self._db
+
+    @property
+    def worker(self) -> Worker | None:
+        """This engine's worker, if it runs one."""
+        return self._worker
+
+    # -- starting ------------------------------------------------------------------------
+
+    async def start(
+        self, workflow: str, input: Any = None, *, idempotency_key: str | None = None
+    ) -> Run:
+        """Start a run of ``workflow`` with ``input``; return it queued, without waiting.
+
+        With an idempotency key, a second start with the same key and input returns the
+        first run instead of starting another.
+
+        Args:
+            workflow: ``app.workflow``.
+            input: The run's input; validated against the workflow's input schema.
+            idempotency_key: Up to 255 printable characters.
+
+        Returns:
+            The run (``queued``, or whatever the earlier run with this key is now).
+
+        Raises:
+            WorkflowNotFound: No loaded or published workflow has this name.
+            ValidationFailed: The input (or key) is invalid; nothing was stored.
+            IdempotencyConflict: The key started a run with a different input.
+        """
+        if input is None:
+            input = {}
+        validation.check_json(input, what="input")
+        if idempotency_key is not None:
+            _check_idempotency_key(idempotency_key)
+        loaded = self.registry.get(workflow)
+        if loaded is not None:
+            version = loaded.version
+            normalized = validation.validate_with_adapter(input, loaded.input_adapter, what="input")
+        else:
+            record = await self._published(workflow)
+            version = record.version
+            validation.validate_with_schema(input, record.input_schema, what="input")
+            normalized = input
+        run, created = await runs_store.insert(
+            self.db,
+            runs_store.NewRun(
+                id=str(uuid.uuid4()),
+                workflow=workflow,
+                definition_version=version,
+                input=normalized,
+                input_hash=validation.canonical_hash(normalized),
+                idempotency_key=idempotency_key,
+            ),
+        )
+        if created and self._worker is not None:
+            self._worker.wake()
+        return run
+
+    async def _published(self, workflow: str) -> WorkflowRecord:
+        known = {w.name: w for w in await catalog.latest(self.db)}
+        if workflow not in known:
+            raise errors.WorkflowNotFound(workflow, sorted({*known, *self.registry.names()}))
+        return known[workflow]
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, run_id: str) -> Run:
+        """The run with this id.
+
+        Raises:
+            RunNotFound: No such run (also for ids that are not UUIDs).
+        """
+        run = await runs_store.get(self.db, _parse_run_id(run_id))
+        if run is None:
+            raise errors.RunNotFound(run_id)
+        return run
+
+    async def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
+        """Wait until the run is no longer queued or running, or until ``timeout`` seconds.
+
+        Returns:
+            The run as it is then (still ``running`` if the timeout came first).
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        run_id = _parse_run_id(run_id)
+        with self.notifier.listen(run_id) as changed:
+            while True:
+                changed.clear()
+                run = await self.get(run_id)
+                if run.status not in IN_FLIGHT:
+                    return run
+                pause = self.settings.poll_interval_s
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return run
+                    pause = min(pause, remaining)
+                await wait_for_event(changed, pause)
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | str | Collection[RunStatus | str] | None = None,
+        workflow: str | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """A page of runs, newest first; pass ``page.next_cursor`` for the next one.
+
+        Raises:
+            ValidationFailed: A status is unknown, or the limit or cursor is invalid.
+        """
+        wanted: list[str | RunStatus]
+        if status is None:
+            wanted = []
+        elif isinstance(status, str):
+            wanted = [status]
+        else:
+            wanted = list(status)
+        try:
+            statuses = [RunStatus(s) for s in wanted]
+        except ValueError as exc:
+            raise errors.ValidationFailed(
+                "status", [{"pointer": "/status", "message": str(exc)}]
+            ) from exc
+        return await runs_store.list_page(
+            self.db,
+            statuses=statuses,
+            workflow=workflow,
+            created_after=_timestamp(created_after),
+            created_before=_timestamp(created_before),
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def events(self, run_id: str, *, after_id: int = 0) -> list[EventRecord]:
+        """The run's events (status changes, finished nodes) after ``after_id``, oldest first."""
+        return await events.list_for_run(self.db, _parse_run_id(run_id), after_id=after_id)
+
+    async def watch(self, run_id: str) -> AsyncIterator[EventRecord]:
+        """Yield the run's events as they happen, until it waits or ends."""
+        run_id = _parse_run_id(run_id)
+        last = 0
+        with self.notifier.listen(run_id) as changed:
+            while True:
+                changed.clear()
+                run = await self.get(run_id)
+                for event in await self.events(run_id, after_id=last):
+                    last = event.id
+                    yield event
+                if run.status not in IN_FLIGHT:
+                    return
+                await wait_for_event(changed, self.settings.poll_interval_s)
+
+    def workflow(self, name: str) -> LoadedWorkflow | None:
+        """The loaded workflow with this name, if this engine loaded it."""
+        return self.registry.get(name)
+
+    # -- steering ------------------------------------------------------------------------
+
+    async def resume(
+        self, run_id: str, value: Any = None, *, interrupt_id: str | None = None
+    ) -> Run:
+        """Answer a waiting run's interrupt and queue it to continue.
+
+        The value is validated against the interrupt's schema first; an invalid value, or a
+        lost race with another resume, changes nothing.
+
+        Args:
+            run_id: The waiting run.
+            value: The answer (JSON).
+            interrupt_id: Which interrupt to answer; needed only when several are pending.
+
+        Returns:
+            The run, now ``queued``.
+
+        Raises:
+            RunNotFound: No such run.
+            TransitionConflict: The run is not waiting, or another change won the race.
+            StaleInterrupt: The run does not wait on ``interrupt_id``.
+            ValidationFailed: The value fails the interrupt's schema.
+        """
+        run = await self.get(run_id)
+        if run.status is not RunStatus.WAITING:
+            raise errors.TransitionConflict(run.id, "resume", run.status.value)
+        if interrupt_id is None:
+            if len(run.waiting_for) != 1:
+                raise errors.ValidationFailed(
+                    "resume",
+                    [
+                        {
+                            "pointer": "/interrupt_id",
+                            "message": f"the run waits on {len(run.waiting_for)} interrupts; name one",
+                        }
+                    ],
+                )
+            pending = run.waiting_for[0]
+        else:
+            matching = [w for w in run.waiting_for if w.id == interrupt_id]
+            if not matching:
+                raise errors.StaleInterrupt(
+                    f"Run {run.id} does not wait on interrupt {interrupt_id!r}.",
+                    run_id=run.id,
+                    interrupt_id=interrupt_id,
+                )
+            pending = matching[0]
+        validation.check_json(value, what="resume value")
+        validation.validate_with_schema(value, pending.schema, what="resume value")
+        resumed = await runs_store.transition(
+            self.db,
+            run.id,
+            action="resume",
+            allowed=(RunStatus.WAITING,),
+            values={"status": RunStatus.QUEUED, "resume": {pending.id: value}, "waiting_for": None},
+            seen_version=run.version,
+            extra_events=[("resume", {"interrupt_id": pending.id})],
+        )
+        self._changed(resumed)
+        return resumed
+
+    async def cancel(self, run_id: str) -> Run:
+        """Cancel a run: at once unless it is running; a running one stops its current step.
+
+        Returns:
+            The run: ``cancelled``, or ``running`` with ``cancel_requested`` set.
+
+        Raises:
+            RunNotFound: No such run.
+            TransitionConflict: The run already ended.
+        """
+        run = await self.get(run_id)
+        for _ in range(CAS_RETRIES):
+            try:
+                if run.status is RunStatus.RUNNING:
+                    changed = await runs_store.transition(
+                        self.db,
+                        run.id,
+                        action="cancel",
+                        allowed=(RunStatus.RUNNING,),
+                        values={"cancel_requested": True},
+                        seen_version=run.version,
+                        extra_events=[("cancel_requested", {})],
+                    )
+                    if self._worker is not None:
+                        self._worker.stop_run(run.id, "cancel")
+                else:
+                    changed = await runs_store.transition(
+                        self.db,
+                        run.id,
+                        action="cancel",
+                        allowed=(RunStatus.QUEUED, RunStatus.WAITING, RunStatus.PAUSED),
+                        values={"status": RunStatus.CANCELLED, "resume": None},
+                        seen_version=run.version,
+                    )
+            except errors.TransitionConflict as exc:
+                if RunStatus(exc.status).terminal:
+                    raise
+                run = await self.get(run_id)  # it moved (e.g. queued -> running): look again
+                continue
+            self._changed(changed)
+            return changed
+        raise errors.TransitionConflict(run.id, "cancel", run.status.value, "It keeps changing.")
+
+    async def retry(self, run_id: str) -> Run:
+        """Queue a failed run again; it continues from the step that failed.
+
+        Raises:
+            RunNotFound: No such run.
+            TransitionConflict: The run is not failed.
+        """
+        run = await self.get(run_id)
+        retried = await runs_store.transition(
+            self.db,
+            run.id,
+            action="retry",
+            allowed=(RunStatus.FAILED,),
+            values={"status": RunStatus.QUEUED, "error": None, "finished_at": None},
+            seen_version=run.version,
+        )
+        self._changed(retried)
+        return retried
+
+    def _changed(self, run: Run) -> None:
+        self.notifier.notify(run.id)
+        if run.status is RunStatus.QUEUED and self._worker is not None:
+            self._worker.wake()
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise errors.ValidationFailed(
+            "idempotency key",
+            [{"pointer": "/idempotency_key", "message": "must be 1-255 printable characters"}],
+        )

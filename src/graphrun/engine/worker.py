@@ -1,0 +1,191 @@
+"""The in-process worker: claims queued runs under leases, heartbeats, recovers expired ones.
+
+Side tasks are named and supervised: a storage error is logged and retried with backoff, so
+a database that is briefly unavailable never stops the worker. Recovery needs no operator:
+on start, and on every heartbeat, runs whose lease expired (their worker died) go back to
+the queue and continue from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+from graphrun import errors
+from graphrun.storage import runs as runs_store
+from graphrun.storage import workers as workers_store
+
+from .executor import Executor, Handle
+from .notifier import wait_for_event
+
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+    from graphrun.config import Settings
+    from graphrun.storage import Database
+    from graphrun.storage.records import Run
+
+__all__ = ("Worker",)
+
+logger = logging.getLogger("graphrun.worker")
+
+CLAIM_BATCH = 50  # runs per claim statement
+MAX_BACKOFF_S = 5.0  # seconds between retries while the database fails
+
+
+class Worker:
+    """Claims and executes runs of the workflows this process loaded."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        executor: Executor,
+        graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]],
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.executor = executor
+        self.graphs = graphs
+        self._active: dict[str, Handle] = {}
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._side_tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def active_runs(self) -> list[str]:
+        """Ids of the runs executing in this process now."""
+        return list(self._active)
+
+    async def start(self) -> None:
+        """Register, recover expired runs, and start claiming."""
+        await workers_store.register(
+            self.db,
+            worker_id=self.settings.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            workflows=self.graphs,
+        )
+        await runs_store.requeue_expired(self.db)
+        self._side_tasks = [
+            asyncio.create_task(self._claim_loop(), name="graphrun-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="graphrun-heartbeat"),
+        ]
+
+    def wake(self) -> None:
+        """Look for queued runs now instead of at the next poll."""
+        self._wakeup.set()
+
+    def stop_run(self, run_id: str, reason: str) -> bool:
+        """Cancel a run executing here; ``reason`` says what the executor should record."""
+        handle = self._active.get(run_id)
+        if handle is None or handle.task is None:
+            return False
+        if handle.stop_reason is None:
+            handle.stop_reason = reason
+            handle.task.cancel()
+        return True
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop claiming; let runs finish for ``grace_s``, then release the rest to the queue."""
+        self._stopping = True
+        for task in self._side_tasks:
+            task.cancel()
+        for task in self._side_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._active and grace_s > 0:
+            await wait_for_event(self._idle, grace_s)
+        for run_id in list(self._active):
+            self.stop_run(run_id, "shutdown")
+        pending = [h.task for h in self._active.values() if h.task is not None]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(errors.StorageError):
+            await workers_store.unregister(self.db, self.settings.worker_id)
+
+    # -- claiming ------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.0
+        while not self._stopping:
+            self._wakeup.clear()
+            free = self.settings.concurrency - len(self._active)
+            want = min(free, CLAIM_BATCH)
+            claimed: list[Run] = []
+            if want > 0:
+                try:
+                    claimed = await runs_store.claim(
+                        self.db,
+                        owner=self.settings.worker_id,
+                        workflows=list(self.graphs),
+                        limit=want,
+                        lease_ttl_s=self.settings.lease_ttl_s,
+                    )
+                    backoff = 0.0
+                except errors.StorageError as exc:
+                    backoff = min(MAX_BACKOFF_S, backoff * 2 or self.settings.poll_interval_s)
+                    logger.warning("claim failed: %s", exc, extra={"action": "claim_failed"})
+                    await asyncio.sleep(backoff)
+                    continue
+                for run in claimed:
+                    self._spawn(run)
+            if want > 0 and len(claimed) == want:
+                continue  # there may be more
+            await wait_for_event(self._wakeup, self.settings.poll_interval_s)
+
+    def _spawn(self, run: Run) -> None:
+        handle = Handle(run=run)
+        self._active[run.id] = handle
+        self._idle.clear()
+        handle.task = asyncio.create_task(
+            self.executor.execute(handle, self.graphs[run.workflow]), name=f"graphrun-run-{run.id}"
+        )
+        handle.task.add_done_callback(functools.partial(self._done, run.id))
+
+    def _done(self, run_id: str, task: asyncio.Task[None]) -> None:
+        self._active.pop(run_id, None)
+        if not self._active:
+            self._idle.set()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error(
+                "run %s crashed the executor",
+                run_id,
+                exc_info=exc,
+                extra={"action": "executor_crash"},
+            )
+        self.wake()
+
+    # -- leases --------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            try:
+                await self._heartbeat()
+            except errors.StorageError as exc:
+                logger.warning("heartbeat failed: %s", exc, extra={"action": "heartbeat_failed"})
+
+    async def _heartbeat(self) -> None:
+        held = {
+            lease.run_id: lease
+            for lease in await runs_store.heartbeat(
+                self.db, owner=self.settings.worker_id, lease_ttl_s=self.settings.lease_ttl_s
+            )
+        }
+        for run_id, handle in list(self._active.items()):
+            lease = held.get(run_id)
+            if lease is None or lease.epoch != handle.run.lease_epoch:
+                # Finished meanwhile, or taken over: either way nothing more may be written.
+                self.stop_run(run_id, "lease_lost")
+            elif lease.cancel_requested:
+                self.stop_run(run_id, "cancel")
+        if await runs_store.requeue_expired(self.db):
+            self.wake()
