@@ -311,10 +311,10 @@ class Engine:
         """The run's events (status changes, finished nodes) after ``after_id``, oldest first."""
         return await events.list_for_run(self.db, _parse_run_id(run_id), after_id=after_id)
 
-    async def watch(self, run_id: str) -> AsyncIterator[EventRecord]:
-        """Yield the run's events as they happen, until it waits or ends."""
+    async def watch(self, run_id: str, *, after_id: int = 0) -> AsyncIterator[EventRecord]:
+        """Yield the run's events after ``after_id`` as they happen, until it waits or ends."""
         run_id = _parse_run_id(run_id)
-        last = 0
+        last = after_id
         with self.notifier.listen(run_id) as changed:
             while True:
                 changed.clear()

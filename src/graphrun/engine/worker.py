@@ -58,6 +58,7 @@ class Worker:
         self._side_tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
+        self._force = asyncio.Event()
 
     @property
     def active_runs(self) -> list[str]:
@@ -93,6 +94,10 @@ class Worker:
             handle.task.cancel()
         return True
 
+    def force_stop(self) -> None:
+        """End a graceful stop's grace period now: release every unfinished run."""
+        self._force.set()
+
     async def stop(self, grace_s: float = 0.0) -> None:
         """Stop claiming; let runs finish for ``grace_s``, then release the rest to the queue."""
         self._stopping = True
@@ -101,8 +106,11 @@ class Worker:
         for task in self._side_tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._active and grace_s > 0:
-            await wait_for_event(self._idle, grace_s)
+        if self._active and grace_s > 0 and not self._force.is_set():
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._idle, self._force)]
+            await asyncio.wait(waiters, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
         for run_id in list(self._active):
             self.stop_run(run_id, "shutdown")
         pending = [h.task for h in self._active.values() if h.task is not None]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make run`: the orders example end to end on the embedded SQLite default.
+# 1. start a large order: it runs validate and price, then waits for a person's approval;
+# 2. answer the approval with `graphrun runs resume`, executing the rest here;
+# 3. show the finished run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+graphrun=.venv/bin/graphrun
+export GRAPHRUN_DATABASE_URL="${GRAPHRUN_DATABASE_URL:-sqlite:///./graphrun.db}"
+app=examples/orders
+order="A$(date +%s)"
+
+echo "== graphrun run orders.fulfil (order $order, total 160.00: needs approval)"
+run_json=$($graphrun run orders.fulfil --app "$app" --json \
+  --input "{\"order_id\": \"$order\", \"items\": [{\"sku\": \"tea\", \"qty\": 2, \"price\": 80}]}")
+run_id=$(printf '%s' "$run_json" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+$graphrun runs show "$run_id"
+
+echo
+echo "== an invalid answer is refused and the run keeps waiting"
+$graphrun runs resume "$run_id" --value '{"approved": "maybe"}' || true
+
+echo
+echo "== graphrun runs resume $run_id --value '{\"approved\": true}'"
+$graphrun runs resume "$run_id" --value '{"approved": true, "note": "looks fine"}' --app "$app"
+
+echo
+echo "== graphrun runs list"
+$graphrun runs list --limit 5

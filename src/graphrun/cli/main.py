@@ -1,0 +1,107 @@
+"""The ``graphrun`` root command: run, worker, runs, db."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+from . import db, runs
+from ._common import (
+    AppsOption,
+    DbOption,
+    JsonOption,
+    console,
+    exit_code,
+    follow,
+    make_engine,
+    parse_json,
+    print_json,
+    run_async,
+)
+
+__all__ = ("app", "main")
+
+app = typer.Typer(
+    name="graphrun",
+    help="A durable workflow engine for LangGraph graphs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(runs.app, name="runs")
+app.add_typer(db.app, name="db")
+
+
+@app.command("run")
+def run_command(
+    workflow: Annotated[str, typer.Argument(help="The workflow, as app.workflow.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="The run's input, as JSON.")] = "{}",
+    apps: AppsOption = None,
+    database: DbOption = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Start at most one run per key.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a run and execute it here until it finishes or waits, showing each node."""
+    value = parse_json(input, "--input")
+
+    async def main() -> int:
+        async with make_engine(database, apps) as engine:
+            run = await engine.start(workflow, value, idempotency_key=idempotency_key)
+            if not as_json:
+                console.print(f"run [bold]{run.id}[/] of {workflow}")
+            run = await follow(engine, run.id, quiet=as_json)
+            if as_json:
+                print_json(console, run.to_json())
+            return exit_code(run)
+
+    raise typer.Exit(run_async(main))
+
+
+@app.command("worker")
+def worker_command(
+    apps: AppsOption = None,
+    database: DbOption = None,
+    concurrency: Annotated[int | None, typer.Option(help="Runs executed at once.")] = None,
+    grace: Annotated[
+        float, typer.Option(help="Seconds in-flight runs get to finish on SIGTERM.")
+    ] = 10.0,
+) -> None:
+    """Execute queued runs of the given apps until SIGTERM or Ctrl-C.
+
+    The first signal stops claiming and gives in-flight runs ``--grace`` seconds to finish;
+    unfinished ones are released to the queue. A second signal releases them at once.
+    """
+    if not apps:
+        raise typer.BadParameter("give at least one --app", param_hint="--app")
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        engine = make_engine(database, apps, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set() and engine.worker is not None:
+                engine.worker.force_stop()
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        async with engine:
+            console.print(
+                f"worker {engine.settings.worker_id} serving {', '.join(engine.registry.names())}",
+                highlight=False,
+            )
+            await stop.wait()
+            await engine.close(grace_s=grace)
+        return 0
+
+    raise typer.Exit(run_async(main))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
