@@ -15,6 +15,7 @@ from typing import Any
 from graphrun import errors, validation
 from graphrun.apps import AppRegistry, LoadedWorkflow, load_app
 from graphrun.config import Settings
+from graphrun.ids import RunIdFactory
 from graphrun.storage import Database, catalog, checkpoints, events
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import EventRecord, Run, RunPage, RunStatus, WorkflowRecord
@@ -85,6 +86,7 @@ class Engine:
         self._app_paths = [Path(p) for p in apps]
         self.registry = AppRegistry()
         self.notifier = ChangeNotifier()
+        self._ids = RunIdFactory()
         self._db: Database | None = None
         self._worker: Worker | None = None
         self._graphs: dict[str, Any] = {}
@@ -213,7 +215,7 @@ class Engine:
         run, created = await runs_store.insert(
             self.db,
             runs_store.NewRun(
-                id=str(uuid.uuid4()),
+                id=self._ids.new(),
                 workflow=workflow,
                 definition_version=version,
                 input=normalized,

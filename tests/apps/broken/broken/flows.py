@@ -1,0 +1,5 @@
+"""An app whose module raises on import."""
+
+from __future__ import annotations
+
+raise RuntimeError("broken on purpose")

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from graphrun import errors
+from graphrun.apps import AppRegistry, load_app
+from tests.conftest import APPS, EXAMPLES
+
+
+def test_load_app_imports_workflows_with_schema_and_version() -> None:
+    app = load_app(EXAMPLES / "orders")
+    (workflow,) = app.workflows
+    assert workflow.name == "orders.fulfil"
+    assert workflow.input_schema["required"] == ["order_id", "items"]
+    assert len(workflow.version) == 32
+    assert load_app(EXAMPLES / "orders").workflows[0].version == workflow.version
+
+
+def test_broken_app_raises_app_load_error_and_other_apps_still_load() -> None:
+    with pytest.raises(errors.AppLoadError) as info:
+        load_app(APPS / "broken")
+    assert info.value.app == "broken"
+    assert info.value.module == "broken.flows"
+    assert "broken on purpose" in info.value.message
+    registry = AppRegistry()
+    registry.add(load_app(APPS / "linear"))
+    assert registry.names() == ["linear.ten"]
+
+
+def test_missing_attribute_and_wrong_type_are_named(tmp_path: Path) -> None:
+    pkg = tmp_path / "wrongtype"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "flows.py").write_text("graph = 42\n")
+    (tmp_path / "graphrun.toml").write_text(
+        '[app]\nname = "wrongtype"\n[workflows]\na = "wrongtype.flows:graph"\nb = "wrongtype.flows:nope"\n'
+    )
+    with pytest.raises(errors.AppLoadError, match="not a LangGraph StateGraph"):
+        load_app(tmp_path)
+
+
+def test_registry_refuses_two_apps_with_one_name() -> None:
+    registry = AppRegistry()
+    registry.add(load_app(APPS / "linear"))
+    with pytest.raises(errors.ManifestError, match="Two apps"):
+        registry.add(load_app(APPS / "linear"))

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from graphrun import errors
+from graphrun.apps import read_manifest
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "graphrun.toml").write_text(text)
+    return tmp_path
+
+
+def test_manifest_reads_string_and_table_workflows(tmp_path: Path) -> None:
+    manifest = read_manifest(
+        write(
+            tmp_path,
+            '[app]\nname = "shop"\ndependencies = ["httpx==0.28.1"]\n'
+            '[workflows]\na = "shop.flows:a"\nb = { graph = "shop.flows:b", input = "shop.models:In" }\n',
+        )
+    )
+    assert manifest.name == "shop"
+    assert manifest.dependencies == ("httpx==0.28.1",)
+    assert [(w.name, w.graph, w.input) for w in manifest.workflows] == [
+        ("a", "shop.flows:a", None),
+        ("b", "shop.flows:b", "shop.models:In"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('[app]\nname = "Shop"\n[workflows]\na = "m:a"\n', "name must match"),
+        ('[app]\nname = "../x"\n[workflows]\na = "m:a"\n', "name must match"),
+        ('[app]\nname = "shop"\n[workflows]\n', "at least one"),
+        ('[app]\nname = "shop"\n[workflows]\n"A-b" = "m:a"\n', "workflow name"),
+        ('[app]\nname = "shop"\n[workflows]\na = "m"\n', "module.path:attribute"),
+        ('[app]\nname = "shop"\n[workflows]\na = "json:loads"\n', "shadow"),
+        ('[app]\nname = "shop"\n[workflows]\na = "langgraph.graph:x"\n', "shadow"),
+        ('[app]\nname = "shop"\ndependencies = ["requests"]\n[workflows]\na = "m:a"\n', "pinned"),
+        (
+            '[app]\nname = "shop"\ndependencies = ["x @ file:///etc/passwd"]\n[workflows]\na = "m:a"\n',
+            "pinned",
+        ),
+        ('[app]\nname = "shop"\n[workflows]\na = "flows/a.yaml"\n', "YAML"),
+        ("[app\n", "not valid TOML"),
+        ('[app]\nname = "shop"\n[workflows]\na = "m:a"\n[extra]\n', "unknown sections"),
+    ],
+)
+def test_manifest_rejects_bad_manifests_with_the_reason(
+    tmp_path: Path, text: str, match: str
+) -> None:
+    with pytest.raises(errors.ManifestError, match=match):
+        read_manifest(write(tmp_path, text))
+
+
+def test_manifest_missing_is_app_not_found(tmp_path: Path) -> None:
+    with pytest.raises(errors.AppNotFound):
+        read_manifest(tmp_path)
+    with pytest.raises(errors.AppNotFound):
+        read_manifest(tmp_path / "nope")

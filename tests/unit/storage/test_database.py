@@ -1,0 +1,151 @@
+"""The SQLite recipe: pragmas, single writer with group commit, errors mapped to our types."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from graphrun import errors
+from graphrun.storage import Database, migrations
+from graphrun.storage import runs as runs_store
+from graphrun.storage.records import RunStatus
+from tests.unit.storage.test_runs import new_run
+
+
+async def test_sqlite_connections_use_wal_full_sync_and_foreign_keys(db: Database) -> None:
+    async with db.read() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 30000
+
+    async def sync_level(conn):  # type: ignore[no-untyped-def]
+        return (await conn.execute(text("PRAGMA synchronous"))).scalar()
+
+    assert await db.write(sync_level) == 2  # FULL
+
+
+async def test_normal_synchronous_is_an_explicit_setting(tmp_path: Path) -> None:
+    db = await Database.open(f"sqlite:///{tmp_path}/n.db", synchronous="normal")
+    try:
+
+        async def sync_level(conn):  # type: ignore[no-untyped-def]
+            return (await conn.execute(text("PRAGMA synchronous"))).scalar()
+
+        assert await db.write(sync_level) == 1
+    finally:
+        await db.close()
+
+
+async def test_concurrent_writes_are_group_committed_without_losing_any(db: Database) -> None:
+    run, _ = await runs_store.insert(db, new_run())
+
+    async def bump(conn):  # type: ignore[no-untyped-def]
+        # read-modify-write: lost updates would show as a smaller final count
+        current = (
+            await conn.execute(text("SELECT attempts FROM runs WHERE id = :id"), {"id": run.id})
+        ).scalar()
+        await conn.execute(
+            text("UPDATE runs SET attempts = :n WHERE id = :id"), {"n": current + 1, "id": run.id}
+        )
+
+    await asyncio.gather(*(db.write(bump) for _ in range(500)))
+    current = await runs_store.get(db, run.id)
+    assert current is not None
+    assert current.attempts == 500
+
+
+async def test_failing_job_rolls_back_only_itself(db: Database) -> None:
+    first, _ = await runs_store.insert(db, new_run())
+
+    async def fail(conn):  # type: ignore[no-untyped-def]
+        await conn.execute(text("UPDATE runs SET attempts = 99 WHERE id = :id"), {"id": first.id})
+        raise RuntimeError("job failed")
+
+    results = await asyncio.gather(
+        db.write(fail), runs_store.insert(db, new_run()), return_exceptions=True
+    )
+    assert isinstance(results[0], RuntimeError)
+    assert not isinstance(results[1], BaseException)
+    current = await runs_store.get(db, first.id)
+    assert current is not None
+    assert current.attempts == 0
+
+
+async def test_lock_held_past_busy_timeout_is_storage_busy_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "busy.db"
+    db = await Database.open(f"sqlite:///{path}", busy_timeout_s=0.2)
+    try:
+        run, _ = await runs_store.insert(db, new_run())
+        foreign = sqlite3.connect(path, isolation_level=None)
+        foreign.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(errors.StorageBusy) as info:
+                await runs_store.transition(
+                    db,
+                    run.id,
+                    action="cancel",
+                    allowed=(RunStatus.QUEUED,),
+                    values={"status": RunStatus.CANCELLED},
+                )
+            assert info.value.http_status == 503
+        finally:
+            foreign.execute("ROLLBACK")
+            foreign.close()
+        current = await runs_store.get(db, run.id)
+        assert current is not None
+        assert current.status is RunStatus.QUEUED
+        # the engine continues once the lock is released
+        await runs_store.insert(db, new_run())
+    finally:
+        await db.close()
+
+
+async def test_disk_full_is_storage_full_and_the_database_stays_intact(tmp_path: Path) -> None:
+    path = tmp_path / "full.db"
+    db = await Database.open(f"sqlite:///{path}")
+    try:
+        await runs_store.insert(db, new_run())
+
+        async def cap(conn):  # type: ignore[no-untyped-def]
+            pages = (await conn.execute(text("PRAGMA page_count"))).scalar()
+            await conn.execute(text(f"PRAGMA max_page_count = {pages + 1}"))
+
+        await db.write(cap)
+        big = new_run()
+        big = runs_store.NewRun(**{**big.__dict__, "input": {"blob": "x" * 200_000}})
+        with pytest.raises(errors.StorageFull) as info:
+            await runs_store.insert(db, big)
+        assert info.value.http_status == 507
+        assert await runs_store.get(db, big.id) is None
+    finally:
+        await db.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
+
+
+async def test_memory_database_is_refused() -> None:
+    with pytest.raises(errors.StorageError, match="in-memory"):
+        await Database.open("sqlite:///:memory:")
+
+
+async def test_missing_folder_is_database_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(errors.DatabaseUnavailable):
+        await Database.open(f"sqlite:///{tmp_path}/nope/x.db")
+
+
+async def test_schema_check_without_migrating_reports_migration_required(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "empty.db").close()
+    with pytest.raises(errors.MigrationRequired, match="graphrun db upgrade"):
+        await Database.open(f"sqlite:///{tmp_path}/empty.db", migrate=False)
+    db = await Database.open(f"sqlite:///{tmp_path}/empty.db")
+    await db.close()
+    db = await Database.open(f"sqlite:///{tmp_path}/empty.db", migrate=False)
+    await db.close()
+    assert migrations.head_revision() == "0001"

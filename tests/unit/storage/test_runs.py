@@ -1,0 +1,216 @@
+"""The runs aggregate: compare-and-set transitions, claims, leases and fencing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from graphrun import errors
+from graphrun.ids import RunIdFactory
+from graphrun.storage import Database, RunStatus
+from graphrun.storage import runs as runs_store
+
+IDS = RunIdFactory()
+
+
+def new_run(key: str | None = None, value: int = 1) -> runs_store.NewRun:
+    return runs_store.NewRun(
+        id=IDS.new(),
+        workflow="app.flow",
+        definition_version="v1",
+        input={"x": value},
+        input_hash=f"hash-{value}",
+        idempotency_key=key,
+    )
+
+
+async def claim_one(db: Database, owner: str = "w1", ttl: float = 30.0) -> runs_store.Run:
+    (run,) = await runs_store.claim(
+        db, owner=owner, workflows=["app.flow"], limit=1, lease_ttl_s=ttl
+    )
+    return run
+
+
+async def test_insert_creates_a_queued_run_with_an_event(db: Database) -> None:
+    run, created = await runs_store.insert(db, new_run())
+    assert created
+    assert run.status is RunStatus.QUEUED
+    assert run.version == 0
+    assert run.created_at == run.updated_at
+
+
+async def test_insert_with_idempotency_key_returns_the_first_run(db: Database) -> None:
+    first, created = await runs_store.insert(db, new_run("k1"))
+    again, created_again = await runs_store.insert(db, new_run("k1"))
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id
+    with pytest.raises(errors.IdempotencyConflict):
+        await runs_store.insert(db, new_run("k1", value=2))
+
+
+async def test_claim_takes_oldest_queued_runs_and_bumps_the_epoch(db: Database) -> None:
+    ids = [(await runs_store.insert(db, new_run()))[0].id for _ in range(3)]
+    claimed = await runs_store.claim(
+        db, owner="w1", workflows=["app.flow"], limit=2, lease_ttl_s=30
+    )
+    assert [r.id for r in claimed] == ids[:2]
+    assert all(
+        r.status is RunStatus.RUNNING and r.lease_owner == "w1" and r.lease_epoch == 1
+        for r in claimed
+    )
+    assert (
+        await runs_store.claim(db, owner="w2", workflows=["other.flow"], limit=5, lease_ttl_s=30)
+        == []
+    )
+
+
+async def test_transition_is_compare_and_set_on_status_and_version(db: Database) -> None:
+    run, _ = await runs_store.insert(db, new_run())
+    moved = await runs_store.transition(
+        db,
+        run.id,
+        action="cancel",
+        allowed=(RunStatus.QUEUED,),
+        values={"status": RunStatus.CANCELLED},
+        seen_version=run.version,
+    )
+    assert moved.status is RunStatus.CANCELLED
+    assert moved.version == run.version + 1
+    assert moved.finished_at is not None
+    with pytest.raises(errors.TransitionConflict) as info:
+        await runs_store.transition(
+            db,
+            run.id,
+            action="cancel",
+            allowed=(RunStatus.QUEUED,),
+            values={"status": RunStatus.CANCELLED},
+        )
+    assert info.value.status == "cancelled"
+
+
+async def test_transition_with_a_stale_version_changes_nothing(db: Database) -> None:
+    run, _ = await runs_store.insert(db, new_run())
+    await runs_store.transition(db, run.id, action="touch", allowed=(RunStatus.QUEUED,), values={})
+    with pytest.raises(errors.TransitionConflict, match="changed while"):
+        await runs_store.transition(
+            db,
+            run.id,
+            action="cancel",
+            allowed=(RunStatus.QUEUED,),
+            values={"status": RunStatus.CANCELLED},
+            seen_version=run.version,
+        )
+    current = await runs_store.get(db, run.id)
+    assert current is not None
+    assert current.status is RunStatus.QUEUED
+
+
+async def test_transition_of_unknown_run_is_not_found(db: Database) -> None:
+    with pytest.raises(errors.RunNotFound):
+        await runs_store.transition(
+            db, str(uuid.uuid4()), action="cancel", allowed=(RunStatus.QUEUED,), values={}
+        )
+
+
+async def test_concurrent_transitions_have_exactly_one_winner(db: Database) -> None:
+    run, _ = await runs_store.insert(db, new_run())
+
+    async def attempt() -> bool:
+        try:
+            await runs_store.transition(
+                db,
+                run.id,
+                action="cancel",
+                allowed=(RunStatus.QUEUED,),
+                values={"status": RunStatus.CANCELLED},
+                seen_version=run.version,
+            )
+        except errors.TransitionConflict:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt() for _ in range(32)))
+    assert results.count(True) == 1
+
+
+async def test_expired_lease_is_requeued_and_fences_the_old_owner(db: Database) -> None:
+    await runs_store.insert(db, new_run())
+    old = await claim_one(db, "w1", ttl=-1.0)  # already expired
+    assert await runs_store.requeue_expired(db) == [old.id]
+    new = await claim_one(db, "w2")
+    assert new.lease_epoch == old.lease_epoch + 1
+    stale = runs_store.Fence(run_id=old.id, owner="w1", epoch=old.lease_epoch)
+    with pytest.raises(errors.LeaseLost):
+        await runs_store.transition(
+            db,
+            old.id,
+            action="complete",
+            allowed=(RunStatus.RUNNING,),
+            values={"status": RunStatus.COMPLETED},
+            fence=stale,
+        )
+    current = await runs_store.get(db, old.id)
+    assert current is not None
+    assert (current.status, current.lease_owner) == (RunStatus.RUNNING, "w2")
+
+
+async def test_requeue_expired_cancels_runs_whose_cancel_was_requested(db: Database) -> None:
+    await runs_store.insert(db, new_run())
+    run = await claim_one(db, ttl=-1.0)
+    await runs_store.transition(
+        db, run.id, action="cancel", allowed=(RunStatus.RUNNING,), values={"cancel_requested": True}
+    )
+    assert await runs_store.requeue_expired(db) == [run.id]
+    current = await runs_store.get(db, run.id)
+    assert current is not None
+    assert current.status is RunStatus.CANCELLED
+
+
+async def test_heartbeat_extends_only_the_owners_leases(db: Database) -> None:
+    for _ in range(2):
+        await runs_store.insert(db, new_run())
+    mine = await claim_one(db, "w1", ttl=5)
+    other = await claim_one(db, "w2", ttl=5)
+    held = await runs_store.heartbeat(db, owner="w1", lease_ttl_s=60)
+    assert [(h.run_id, h.epoch, h.cancel_requested) for h in held] == [(mine.id, 1, False)]
+    refreshed = await runs_store.get_many(db, [mine.id, other.id])
+    assert refreshed[mine.id].lease_expires_at > mine.lease_expires_at  # type: ignore[operator]
+    assert refreshed[other.id].lease_expires_at == other.lease_expires_at
+
+
+async def test_release_requeues_only_runs_still_leased_to_us(db: Database) -> None:
+    await runs_store.insert(db, new_run())
+    run = await claim_one(db)
+    fence = runs_store.Fence(run_id=run.id, owner="w1", epoch=run.lease_epoch)
+    assert await runs_store.release(db, [fence]) == [run.id]
+    assert await runs_store.release(db, [fence]) == []
+
+
+async def test_list_page_filters_and_paginates_newest_first(db: Database) -> None:
+    ids = [(await runs_store.insert(db, new_run()))[0].id for _ in range(5)]
+    await runs_store.transition(
+        db,
+        ids[0],
+        action="cancel",
+        allowed=(RunStatus.QUEUED,),
+        values={"status": RunStatus.CANCELLED},
+    )
+    page = await runs_store.list_page(db, statuses=[RunStatus.QUEUED], limit=2)
+    assert [r.id for r in page.runs] == [ids[4], ids[3]]
+    assert page.next_cursor is not None
+    page2 = await runs_store.list_page(
+        db, statuses=[RunStatus.QUEUED], limit=2, cursor=page.next_cursor
+    )
+    assert [r.id for r in page2.runs] == [ids[2], ids[1]]
+    assert page2.next_cursor is None
+    assert [r.id for r in (await runs_store.list_page(db, workflow="nope")).runs] == []
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "W10=", "WyJhIiwxXQ=="])
+async def test_list_page_rejects_bad_cursors_and_limits(db: Database, cursor: str) -> None:
+    with pytest.raises(errors.ValidationFailed):
+        await runs_store.list_page(db, cursor=cursor)
+    with pytest.raises(errors.ValidationFailed):
+        await runs_store.list_page(db, limit=0)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import graphrun
+
+
+def test_public_api_is_pinned_and_sorted() -> None:
+    assert graphrun.__all__ == (
+        "AppLoadError",
+        "Conflict",
+        "Engine",
+        "EventRecord",
+        "GraphrunError",
+        "IdempotencyConflict",
+        "InvalidInput",
+        "LeaseLost",
+        "NotFound",
+        "Run",
+        "RunNotFound",
+        "RunPage",
+        "RunStatus",
+        "Settings",
+        "StorageBusy",
+        "StorageError",
+        "StorageFull",
+        "TransitionConflict",
+        "ValidationFailed",
+        "WaitingOn",
+        "WorkflowNotFound",
+        "wait_for_input",
+    )
+    assert list(graphrun.__all__) == sorted(graphrun.__all__)
+    for name in graphrun.__all__:
+        assert getattr(graphrun, name).__doc__, name
