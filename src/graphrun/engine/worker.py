@@ -65,6 +65,11 @@ class Worker:
         """Ids of the runs executing in this process now."""
         return list(self._active)
 
+    def task_of(self, run_id: str) -> asyncio.Task[None] | None:
+        """The task executing ``run_id`` here, if any (for tests and graceful shutdowns)."""
+        handle = self._active.get(run_id)
+        return None if handle is None else handle.task
+
     async def start(self) -> None:
         """Register, recover expired runs, and start claiming."""
         await workers_store.register(
