@@ -36,14 +36,8 @@ async def entered(module: ModuleType) -> None:
 
 
 async def count_checkpoints(db: Database, run_id: str) -> int:
-    async with db.read() as conn:
-        return (
-            await conn.execute(
-                select(func.count())
-                .select_from(checkpoints)
-                .where(checkpoints.c.thread_id == run_id)
-            )
-        ).scalar_one()
+    query = select(func.count()).select_from(checkpoints).where(checkpoints.c.thread_id == run_id)
+    return await db.read(lambda conn: conn.execute(query).scalar_one())
 
 
 async def test_a_blocking_sync_node_does_not_stop_other_runs(
@@ -87,8 +81,8 @@ async def test_a_worker_that_lost_its_lease_cannot_write_a_checkpoint_or_status(
         await entered(gated)
         before = await count_checkpoints(engine.db, run.id)
 
-        async def take_over(conn):  # type: ignore[no-untyped-def]
-            await conn.execute(
+        def take_over(conn):  # type: ignore[no-untyped-def]
+            conn.execute(
                 update(runs)
                 .where(runs.c.id == run.id)
                 .values(lease_owner="another-worker", lease_epoch=runs.c.lease_epoch + 1)

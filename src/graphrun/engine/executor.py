@@ -28,7 +28,7 @@ from .authoring import INTERRUPT_MARKER
 if TYPE_CHECKING:
     from langgraph.graph import StateGraph
     from langgraph.graph.state import CompiledStateGraph
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.engine import Connection
 
     from graphrun.config import Settings
     from graphrun.storage import Database
@@ -163,8 +163,8 @@ class Executor:
     ) -> None:
         db = self.db
 
-        async def flush(conn: AsyncConnection) -> None:
-            await checkpoints.flush(db, conn, execution)
+        def flush(conn: Connection) -> None:
+            checkpoints.flush(db, conn, execution)
 
         try:
             await runs_store.transition(

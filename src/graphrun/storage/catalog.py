@@ -12,7 +12,7 @@ from .records import WorkflowRecord
 from .schema import workflows
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.engine import Connection
 
     from .database import Database
 
@@ -35,9 +35,9 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
     if not items:
         return
 
-    async def job(conn: AsyncConnection) -> None:
+    def job(conn: Connection) -> None:
         stmt = db.insert(workflows).values(published_at=db.now())
-        await conn.execute(
+        conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[workflows.c.name, workflows.c.version],
                 set_={"published_at": stmt.excluded.published_at},
@@ -59,30 +59,18 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
 
 async def get(db: Database, name: str, version: str) -> WorkflowRecord | None:
     """One workflow version."""
-    async with db.read() as conn:
-        row = (
-            (
-                await conn.execute(
-                    select(workflows).where(
-                        workflows.c.name == name, workflows.c.version == version
-                    )
-                )
-            )
-            .mappings()
-            .first()
-        )
+    row = await db.row(
+        select(workflows).where(workflows.c.name == name, workflows.c.version == version)
+    )
     return None if row is None else WorkflowRecord.from_row(row)
 
 
 async def latest(db: Database) -> list[WorkflowRecord]:
     """The most recently published version of every workflow."""
-    async with db.read() as conn:
-        rows = (
-            await conn.execute(
-                select(workflows).order_by(workflows.c.name, workflows.c.published_at.desc())
-            )
-        ).mappings()
-        seen: dict[str, WorkflowRecord] = {}
-        for row in rows:
-            seen.setdefault(row["name"], WorkflowRecord.from_row(row))
+    rows = await db.rows(
+        select(workflows).order_by(workflows.c.name, workflows.c.published_at.desc())
+    )
+    seen: dict[str, WorkflowRecord] = {}
+    for row in rows:
+        seen.setdefault(row["name"], WorkflowRecord.from_row(row))
     return list(seen.values())

@@ -40,7 +40,7 @@ from . import runs as runs_store
 from .schema import checkpoint_writes, checkpoints
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.engine import Connection
 
     from .database import Database
 
@@ -83,46 +83,58 @@ def _execution(config: RunnableConfig) -> Execution | None:
     return value if isinstance(value, Execution) else None
 
 
-async def _insert_writes(db: Database, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+_WRITE_KEY = ("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx")
+
+
+def _insert_writes(db: Database, conn: Connection, rows: list[dict[str, Any]]) -> None:
     # Special channels (errors, interrupts, resumes) are replaced; regular writes are kept
     # as first written, as LangGraph's own savers do.
     upsert = [r for r in rows if r["channel"] in WRITES_IDX_MAP]
     keep = [r for r in rows if r["channel"] not in WRITES_IDX_MAP]
-    key = [
-        checkpoint_writes.c.thread_id,
-        checkpoint_writes.c.checkpoint_ns,
-        checkpoint_writes.c.checkpoint_id,
-        checkpoint_writes.c.task_id,
-        checkpoint_writes.c.idx,
-    ]
     if keep:
-        await conn.execute(
-            db.insert(checkpoint_writes).on_conflict_do_nothing(index_elements=key), keep
+        conn.execute(
+            db.statement(
+                "checkpoints.writes.keep",
+                lambda: db.insert(checkpoint_writes).on_conflict_do_nothing(
+                    index_elements=_WRITE_KEY
+                ),
+            ),
+            keep,
         )
     if upsert:
-        stmt = db.insert(checkpoint_writes)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=key,
-                set_={
-                    "channel": stmt.excluded.channel,
-                    "type": stmt.excluded.type,
-                    "value": stmt.excluded.value,
-                    "task_path": stmt.excluded.task_path,
-                },
-            ),
-            upsert,
+
+        def build() -> Any:
+            stmt = db.insert(checkpoint_writes)
+            return stmt.on_conflict_do_update(
+                index_elements=_WRITE_KEY,
+                set_={c: stmt.excluded[c] for c in ("channel", "type", "value", "task_path")},
+            )
+
+        conn.execute(db.statement("checkpoints.writes.upsert", build), upsert)
+
+
+def _upsert_checkpoint(db: Database) -> Any:
+    def build() -> Any:
+        stmt = db.insert(checkpoints).values(created_at=db.now())
+        return stmt.on_conflict_do_update(
+            index_elements=("thread_id", "checkpoint_ns", "checkpoint_id"),
+            set_={
+                c: stmt.excluded[c]
+                for c in ("parent_checkpoint_id", "type", "checkpoint", "metadata_type", "metadata")
+            },
         )
 
+    return db.statement("checkpoints.put", build)
 
-async def flush(db: Database, conn: AsyncConnection, execution: Execution) -> None:
+
+def flush(db: Database, conn: Connection, execution: Execution) -> None:
     """Commit an execution's buffered writes and events inside the caller's transaction."""
     rows = execution.take_writes()
     if rows:
-        await _insert_writes(db, conn, rows)
+        _insert_writes(db, conn, rows)
     pending_events = execution.take_events()
     if pending_events:
-        await events.append(db, conn, [(execution.fence.run_id, k, d) for k, d in pending_events])
+        events.append(db, conn, [(execution.fence.run_id, k, d) for k, d in pending_events])
 
 
 class GraphrunCheckpointer(BaseCheckpointSaver[str]):
@@ -165,9 +177,9 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         execution = _execution(config)
         db = self.db
 
-        async def job(conn: AsyncConnection) -> None:
+        def job(conn: Connection) -> None:
             if execution is not None:
-                await runs_store.fence_checkpoint(
+                runs_store.fence_checkpoint(
                     db,
                     conn,
                     execution.fence,
@@ -175,24 +187,8 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
                     checkpoint_id=checkpoint["id"] if not checkpoint_ns else None,
                     lease_ttl_s=execution.lease_ttl_s,
                 )
-                await flush(db, conn, execution)
-            stmt = db.insert(checkpoints).values(**row, created_at=db.now())
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[
-                        checkpoints.c.thread_id,
-                        checkpoints.c.checkpoint_ns,
-                        checkpoints.c.checkpoint_id,
-                    ],
-                    set_={
-                        "parent_checkpoint_id": stmt.excluded.parent_checkpoint_id,
-                        "type": stmt.excluded.type,
-                        "checkpoint": stmt.excluded.checkpoint,
-                        "metadata_type": stmt.excluded.metadata_type,
-                        "metadata": stmt.excluded.metadata,
-                    },
-                )
-            )
+                flush(db, conn, execution)
+            conn.execute(_upsert_checkpoint(db), row)
 
         await db.write(job)
         return {
@@ -244,8 +240,8 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
             return
         db = self.db
 
-        async def job(conn: AsyncConnection) -> None:
-            await _insert_writes(db, conn, rows)
+        def job(conn: Connection) -> None:
+            _insert_writes(db, conn, rows)
 
         await db.write(job)
 
@@ -253,11 +249,11 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         """Delete every checkpoint and write of a thread."""
         db = self.db
 
-        async def job(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def job(conn: Connection) -> None:
+            conn.execute(
                 delete(checkpoint_writes).where(checkpoint_writes.c.thread_id == thread_id)
             )
-            await conn.execute(delete(checkpoints).where(checkpoints.c.thread_id == thread_id))
+            conn.execute(delete(checkpoints).where(checkpoints.c.thread_id == thread_id))
 
         await db.write(job)
 
@@ -265,11 +261,11 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         """Copy every checkpoint and write of one thread to another (the base of fork)."""
         db = self.db
 
-        async def job(conn: AsyncConnection) -> None:
+        def job(conn: Connection) -> None:
             for table in (checkpoints, checkpoint_writes):
                 names = [c.name for c in table.columns if c.name != "thread_id"]
                 columns = [table.c[n] for n in names]
-                await conn.execute(
+                conn.execute(
                     insert(table).from_select(
                         ["thread_id", *names],
                         select(_literal(target_thread_id), *columns).where(
@@ -294,15 +290,17 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
             query = query.where(checkpoints.c.checkpoint_id == checkpoint_id)
         else:
             query = query.order_by(checkpoints.c.checkpoint_id.desc()).limit(1)
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).mappings().first()
+        execution = _execution(config)
+
+        def read(conn: Connection) -> CheckpointTuple | None:
+            row = conn.execute(query).mappings().first()
             if row is None:
                 return None
-            writes = await self._writes_for(
-                conn, thread_id, [(checkpoint_ns, row["checkpoint_id"])]
-            )
-        extra = _buffered(_execution(config), checkpoint_ns, row["checkpoint_id"])
-        return self._tuple(row, writes.get((checkpoint_ns, row["checkpoint_id"]), []) + extra)
+            key = (checkpoint_ns, row["checkpoint_id"])
+            writes = self._writes_for(conn, thread_id, [key]).get(key, [])
+            return self._tuple(row, writes + _buffered(execution, *key))
+
+        return await self.db.read(read)
 
     async def alist(
         self,
@@ -313,21 +311,15 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         """Checkpoints matching the config, newest first; writes fetched in one query."""
-        query = select(checkpoints)
-        if config is not None:
-            conf = config["configurable"]
-            query = query.where(checkpoints.c.thread_id == str(conf["thread_id"]))
-            if (ns := conf.get("checkpoint_ns")) is not None:
-                query = query.where(checkpoints.c.checkpoint_ns == ns)
-            if checkpoint_id := get_checkpoint_id(config):
-                query = query.where(checkpoints.c.checkpoint_id == checkpoint_id)
+        query = _list_query(config)
         if before is not None and (before_id := get_checkpoint_id(before)):
             query = query.where(checkpoints.c.checkpoint_id < before_id)
         query = query.order_by(checkpoints.c.checkpoint_id.desc())
         if limit is not None and not filter:
             query = query.limit(limit)
-        async with self.db.read() as conn:
-            rows = list((await conn.execute(query)).mappings())
+
+        def read(conn: Connection) -> list[CheckpointTuple]:
+            rows = list(conn.execute(query).mappings())
             if filter:
                 rows = [r for r in rows if _matches(self._metadata(r), filter)]
                 if limit is not None:
@@ -339,22 +331,27 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
                 )
             writes: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
             for thread_id, keys in by_thread.items():
-                for key, found in (await self._writes_for(conn, thread_id, keys)).items():
+                for key, found in self._writes_for(conn, thread_id, keys).items():
                     writes[(thread_id, *key)] = found
-        for r in rows:
-            yield self._tuple(
-                r, writes.get((r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"]), [])
-            )
+            return [
+                self._tuple(
+                    r, writes.get((r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"]), [])
+                )
+                for r in rows
+            ]
 
-    async def _writes_for(
-        self, conn: AsyncConnection, thread_id: str, keys: Iterable[tuple[str, str]]
+        for item in await self.db.read(read):
+            yield item
+
+    def _writes_for(
+        self, conn: Connection, thread_id: str, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], list[dict[str, Any]]]:
         keys = list(keys)
         found: dict[tuple[str, str], list[dict[str, Any]]] = {}
         # Primary-key prefix (thread_id, checkpoint_ns, checkpoint_id): one indexed query.
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            result = await conn.execute(
+            result = conn.execute(
                 select(checkpoint_writes).where(
                     and_(
                         checkpoint_writes.c.thread_id == thread_id,
@@ -410,6 +407,18 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         """A version string that sorts after ``current`` (LangGraph's own savers' scheme)."""
         current_v = 0 if current is None else int(str(current).split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"  # noqa: S311 - not security
+
+
+def _list_query(config: RunnableConfig | None) -> Any:
+    query = select(checkpoints)
+    if config is not None:
+        conf = config["configurable"]
+        query = query.where(checkpoints.c.thread_id == str(conf["thread_id"]))
+        if (ns := conf.get("checkpoint_ns")) is not None:
+            query = query.where(checkpoints.c.checkpoint_ns == ns)
+        if checkpoint_id := get_checkpoint_id(config):
+            query = query.where(checkpoints.c.checkpoint_id == checkpoint_id)
+    return query
 
 
 def _write_key(row: dict[str, Any]) -> tuple[str, str, str, int]:

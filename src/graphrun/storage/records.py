@@ -111,6 +111,8 @@ class Run:
     attempts: int = 0
     input_hash: str = field(default="", repr=False)
     resume: dict[str, Any] | None = field(default=None, repr=False)
+    #: ``created_at`` exactly as stored (the keyset cursor needs the stored value).
+    created_ts: float = field(default=0.0, repr=False)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Run:
@@ -137,6 +139,7 @@ class Run:
             attempts=row["attempts"],
             input_hash=row["input_hash"],
             resume=row["resume"],
+            created_ts=row["created_at"],
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from graphrun import errors
 
@@ -23,7 +23,7 @@ from .records import Run, RunPage, RunStatus
 from .schema import runs
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.engine import Connection
 
     from .database import Database
 
@@ -43,6 +43,7 @@ __all__ = (
 )
 
 MAX_PAGE = 1000  # runs per list page
+HALF_MICROSECOND = 5e-7  # seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +77,7 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
         IdempotencyConflict: The key started a run with a different input.
     """
 
-    async def job(conn: AsyncConnection) -> tuple[Run, bool]:
+    def job(conn: Connection) -> tuple[Run, bool]:
         now = db.now()
         stmt = (
             db.insert(runs)
@@ -94,12 +95,12 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
             .on_conflict_do_nothing(index_elements=[runs.c.idempotency_key])
             .returning(runs)
         )
-        row = (await conn.execute(stmt)).mappings().first()
+        row = (conn.execute(stmt)).mappings().first()
         if row is not None:
-            await events.append(db, conn, [(new.id, "status", {"status": "queued"})])
+            events.append(db, conn, [(new.id, "status", {"status": "queued"})])
             return Run.from_row(row), True
         existing = (
-            (await conn.execute(select(runs).where(runs.c.idempotency_key == new.idempotency_key)))
+            (conn.execute(select(runs).where(runs.c.idempotency_key == new.idempotency_key)))
             .mappings()
             .one()
         )
@@ -113,8 +114,7 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
 
 async def get(db: Database, run_id: str) -> Run | None:
     """The run with this id, or None."""
-    async with db.read() as conn:
-        row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+    row = await db.row(select(runs).where(runs.c.id == run_id))
     return None if row is None else Run.from_row(row)
 
 
@@ -122,13 +122,12 @@ async def get_many(db: Database, run_ids: Collection[str]) -> dict[str, Run]:
     """The runs with these ids, in one query."""
     if not run_ids:
         return {}
-    async with db.read() as conn:
-        rows = (await conn.execute(select(runs).where(runs.c.id.in_(list(run_ids))))).mappings()
-        return {row["id"]: Run.from_row(row) for row in rows}
+    rows = await db.rows(select(runs).where(runs.c.id.in_(list(run_ids))))
+    return {row["id"]: Run.from_row(row) for row in rows}
 
 
 def _encode_cursor(run: Run) -> str:
-    raw = json.dumps([run.created_at.timestamp(), run.id]).encode()
+    raw = json.dumps([run.created_ts, run.id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
@@ -164,10 +163,12 @@ async def list_page(
         query = query.where(runs.c.status.in_([s.value for s in statuses]))
     if workflow is not None:
         query = query.where(runs.c.workflow == workflow)
+    # Callers pass datetimes (microseconds); stored times are floats: compare half a
+    # microsecond early so a run's own created_at matches it.
     if created_after is not None:
-        query = query.where(runs.c.created_at >= created_after)
+        query = query.where(runs.c.created_at >= created_after - HALF_MICROSECOND)
     if created_before is not None:
-        query = query.where(runs.c.created_at < created_before)
+        query = query.where(runs.c.created_at < created_before - HALF_MICROSECOND)
     if cursor is not None:
         created, run_id = _decode_cursor(cursor)
         query = query.where(
@@ -177,8 +178,7 @@ async def list_page(
             )
         )
     query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
-    async with db.read() as conn:
-        rows = [Run.from_row(r) for r in (await conn.execute(query)).mappings()]
+    rows = [Run.from_row(r) for r in await db.rows(query)]
     more = len(rows) > limit
     rows = rows[:limit]
     return RunPage(runs=tuple(rows), next_cursor=_encode_cursor(rows[-1]) if more else None)
@@ -194,7 +194,7 @@ async def transition(
     seen_version: int | None = None,
     fence: Fence | None = None,
     extra_events: Collection[tuple[str, dict[str, Any]]] = (),
-    before: Any = None,
+    before: Callable[[Connection], None] | None = None,
 ) -> Run:
     """Apply one compare-and-set transition and record its event.
 
@@ -207,7 +207,7 @@ async def transition(
         seen_version: The version the caller read; the change applies only if unchanged.
         fence: The lease the writer must still hold.
         extra_events: More ``(kind, data)`` events to record in the same transaction.
-        before: An optional coroutine function ``f(conn)`` run first in the transaction
+        before: An optional function ``f(conn)`` run first in the transaction
             (e.g. flushing buffered checkpoint writes), so it commits or fails with the change.
 
     Raises:
@@ -216,10 +216,10 @@ async def transition(
         LeaseLost: ``fence`` no longer holds the lease.
     """
 
-    async def job(conn: AsyncConnection) -> Run:
+    def job(conn: Connection) -> Run:
         if before is not None:
-            await before(conn)
-        return await transition_in(
+            before(conn)
+        return transition_in(
             db,
             conn,
             run_id,
@@ -234,9 +234,9 @@ async def transition(
     return await db.write(job)
 
 
-async def transition_in(
+def transition_in(
     db: Database,
-    conn: AsyncConnection,
+    conn: Connection,
     run_id: str,
     *,
     action: str,
@@ -266,9 +266,9 @@ async def transition_in(
         .values(**new_values, version=runs.c.version + 1, updated_at=now)
         .returning(runs)
     )
-    row = (await conn.execute(stmt)).mappings().first()
+    row = (conn.execute(stmt)).mappings().first()
     if row is None:
-        current = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+        current = (conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
         if current is None:
             raise errors.RunNotFound(run_id)
         if fence is not None and (
@@ -283,13 +283,13 @@ async def transition_in(
     rows = [(run_id, kind, data) for kind, data in extra_events]
     if status is not None:
         rows.append((run_id, "status", {"status": run.status.value}))
-    await events.append(db, conn, rows)
+    events.append(db, conn, rows)
     return run
 
 
-async def fence_checkpoint(
+def fence_checkpoint(
     db: Database,
-    conn: AsyncConnection,
+    conn: Connection,
     fence: Fence,
     *,
     checkpoint_id: str | None,
@@ -303,20 +303,37 @@ async def fence_checkpoint(
     Raises:
         LeaseLost: Another worker holds the run now; the caller must roll back.
     """
-    values: dict[str, Any] = {"lease_expires_at": db.now() + lease_ttl_s, "resume": None}
-    if checkpoint_id is not None:
-        values["checkpoint_id"] = checkpoint_id
-    result = await conn.execute(
-        update(runs)
-        .where(
-            runs.c.id == fence.run_id,
-            runs.c.lease_owner == fence.owner,
-            runs.c.lease_epoch == fence.epoch,
-            runs.c.status == RunStatus.RUNNING.value,
+    with_id = checkpoint_id is not None
+
+    def build() -> Any:
+        # Point update by primary key; matches only while (owner, epoch) still hold the lease.
+        values: dict[str, Any] = {
+            "lease_expires_at": db.now() + bindparam("ttl"),
+            "resume": None,
+        }
+        if with_id:
+            values["checkpoint_id"] = bindparam("checkpoint_id")
+        return (
+            update(runs)
+            .where(
+                runs.c.id == bindparam("run_id"),
+                runs.c.lease_owner == bindparam("owner"),
+                runs.c.lease_epoch == bindparam("epoch"),
+                runs.c.status == RunStatus.RUNNING.value,
+            )
+            .values(**values)
         )
-        .values(**values)
-    )
-    if result.rowcount != 1:
+
+    params: dict[str, Any] = {
+        "run_id": fence.run_id,
+        "owner": fence.owner,
+        "epoch": fence.epoch,
+        "ttl": lease_ttl_s,
+    }
+    if with_id:
+        params["checkpoint_id"] = checkpoint_id
+    statement = db.statement(f"runs.fence_checkpoint.{with_id}", build)
+    if conn.execute(statement, params).rowcount != 1:
         raise errors.LeaseLost(fence.run_id, fence.epoch)
 
 
@@ -327,7 +344,7 @@ async def claim(
     if limit <= 0 or not workflows:
         return []
 
-    async def job(conn: AsyncConnection) -> list[Run]:
+    def job(conn: Connection) -> list[Run]:
         now = db.now()
         # Oldest queued first, via ix_runs_status_created_at_id. On SQLite the writer's
         # BEGIN IMMEDIATE serialises claims; PostgreSQL adds FOR UPDATE SKIP LOCKED.
@@ -353,8 +370,8 @@ async def claim(
             )
             .returning(runs)
         )
-        claimed = [Run.from_row(r) for r in (await conn.execute(stmt)).mappings()]
-        await events.append(
+        claimed = [Run.from_row(r) for r in (conn.execute(stmt)).mappings()]
+        events.append(
             db,
             conn,
             [(r.id, "status", {"status": "running", "attempt": r.attempts}) for r in claimed],
@@ -376,7 +393,7 @@ class HeldLease:
 async def heartbeat(db: Database, *, owner: str, lease_ttl_s: float) -> list[HeldLease]:
     """Extend every lease ``owner`` holds, in one statement; report the ones it still holds."""
 
-    async def job(conn: AsyncConnection) -> list[HeldLease]:
+    def job(conn: Connection) -> list[HeldLease]:
         # ix_runs_lease_owner: touches only this worker's runs.
         stmt = (
             update(runs)
@@ -386,7 +403,7 @@ async def heartbeat(db: Database, *, owner: str, lease_ttl_s: float) -> list[Hel
         )
         return [
             HeldLease(run_id=r.id, epoch=r.lease_epoch, cancel_requested=bool(r.cancel_requested))
-            for r in await conn.execute(stmt)
+            for r in conn.execute(stmt)
         ]
 
     return await db.write(job)
@@ -395,12 +412,12 @@ async def heartbeat(db: Database, *, owner: str, lease_ttl_s: float) -> list[Hel
 async def requeue_expired(db: Database) -> list[str]:
     """Give runs whose lease expired back to the queue (cancelled if cancel was requested)."""
 
-    async def job(conn: AsyncConnection) -> list[str]:
+    def job(conn: Connection) -> list[str]:
         now = db.now()
         # ix_runs_status_lease_expires_at: only running runs past their expiry.
         expired = and_(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now)
         cancelled = (
-            await conn.execute(
+            conn.execute(
                 update(runs)
                 .where(expired, runs.c.cancel_requested.is_(True))
                 .values(
@@ -417,7 +434,7 @@ async def requeue_expired(db: Database) -> list[str]:
         cancelled_ids = list(cancelled)
         requeued = list(
             (
-                await conn.execute(
+                conn.execute(
                     update(runs)
                     .where(expired)
                     .values(
@@ -431,7 +448,7 @@ async def requeue_expired(db: Database) -> list[str]:
                 )
             ).scalars()
         )
-        await events.append(
+        events.append(
             db,
             conn,
             [(i, "status", {"status": "cancelled"}) for i in cancelled_ids]
@@ -447,12 +464,12 @@ async def release(db: Database, fences: Collection[Fence]) -> list[str]:
     if not fences:
         return []
 
-    async def job(conn: AsyncConnection) -> list[str]:
+    def job(conn: Connection) -> list[str]:
         released: list[str] = []
         now = db.now()
         for fence in fences:
             row = (
-                await conn.execute(
+                conn.execute(
                     update(runs)
                     .where(
                         runs.c.id == fence.run_id,
@@ -472,7 +489,7 @@ async def release(db: Database, fences: Collection[Fence]) -> list[str]:
             ).scalar()
             if row is not None:
                 released.append(row)
-        await events.append(
+        events.append(
             db, conn, [(i, "status", {"status": "queued", "reason": "released"}) for i in released]
         )
         return released

@@ -10,7 +10,7 @@ from sqlalchemy import delete, update
 from .schema import workers
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.engine import Connection
 
     from .database import Database
 
@@ -22,7 +22,7 @@ async def register(
 ) -> None:
     """Record this worker (or refresh its row) with the workflows it serves."""
 
-    async def job(conn: AsyncConnection) -> None:
+    def job(conn: Connection) -> None:
         now = db.now()
         stmt = db.insert(workers).values(
             id=worker_id,
@@ -32,7 +32,7 @@ async def register(
             started_at=now,
             heartbeat_at=now,
         )
-        await conn.execute(
+        conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[workers.c.id],
                 set_={"workflows": stmt.excluded.workflows, "heartbeat_at": now},
@@ -42,17 +42,15 @@ async def register(
     await db.write(job)
 
 
-async def touch(db: Database, conn: AsyncConnection, worker_id: str) -> None:
+async def touch(db: Database, conn: Connection, worker_id: str) -> None:
     """Mark the worker alive, inside the caller's transaction (the heartbeat)."""
-    await conn.execute(
-        update(workers).where(workers.c.id == worker_id).values(heartbeat_at=db.now())
-    )
+    conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=db.now()))
 
 
 async def unregister(db: Database, worker_id: str) -> None:
     """Remove the worker's row on clean shutdown."""
 
-    async def job(conn: AsyncConnection) -> None:
-        await conn.execute(delete(workers).where(workers.c.id == worker_id))
+    def job(conn: Connection) -> None:
+        conn.execute(delete(workers).where(workers.c.id == worker_id))
 
     await db.write(job)

@@ -18,8 +18,9 @@ from tests.unit.storage.test_runs import claim_one, new_run
 
 
 async def count(db: Database, table: Any) -> int:
-    async with db.read() as conn:
-        return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+    return await db.read(
+        lambda conn: conn.execute(select(func.count()).select_from(table)).scalar_one()
+    )
 
 
 async def execution_for(db: Database) -> checkpoints.Execution:

@@ -17,13 +17,16 @@ from tests.unit.storage.test_runs import new_run
 
 
 async def test_sqlite_connections_use_wal_full_sync_and_foreign_keys(db: Database) -> None:
-    async with db.read() as conn:
-        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
-        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 30000
+    def pragmas(conn):  # type: ignore[no-untyped-def]
+        return [
+            conn.execute(text(f"PRAGMA {p}")).scalar()
+            for p in ("journal_mode", "foreign_keys", "busy_timeout")
+        ]
 
-    async def sync_level(conn):  # type: ignore[no-untyped-def]
-        return (await conn.execute(text("PRAGMA synchronous"))).scalar()
+    assert await db.read(pragmas) == ["wal", 1, 30000]
+
+    def sync_level(conn):  # type: ignore[no-untyped-def]
+        return (conn.execute(text("PRAGMA synchronous"))).scalar()
 
     assert await db.write(sync_level) == 2  # FULL
 
@@ -32,8 +35,8 @@ async def test_normal_synchronous_is_an_explicit_setting(tmp_path: Path) -> None
     db = await Database.open(f"sqlite:///{tmp_path}/n.db", synchronous="normal")
     try:
 
-        async def sync_level(conn):  # type: ignore[no-untyped-def]
-            return (await conn.execute(text("PRAGMA synchronous"))).scalar()
+        def sync_level(conn):  # type: ignore[no-untyped-def]
+            return (conn.execute(text("PRAGMA synchronous"))).scalar()
 
         assert await db.write(sync_level) == 1
     finally:
@@ -43,12 +46,12 @@ async def test_normal_synchronous_is_an_explicit_setting(tmp_path: Path) -> None
 async def test_concurrent_writes_are_group_committed_without_losing_any(db: Database) -> None:
     run, _ = await runs_store.insert(db, new_run())
 
-    async def bump(conn):  # type: ignore[no-untyped-def]
+    def bump(conn):  # type: ignore[no-untyped-def]
         # read-modify-write: lost updates would show as a smaller final count
         current = (
-            await conn.execute(text("SELECT attempts FROM runs WHERE id = :id"), {"id": run.id})
+            conn.execute(text("SELECT attempts FROM runs WHERE id = :id"), {"id": run.id})
         ).scalar()
-        await conn.execute(
+        conn.execute(
             text("UPDATE runs SET attempts = :n WHERE id = :id"), {"n": current + 1, "id": run.id}
         )
 
@@ -61,8 +64,8 @@ async def test_concurrent_writes_are_group_committed_without_losing_any(db: Data
 async def test_failing_job_rolls_back_only_itself(db: Database) -> None:
     first, _ = await runs_store.insert(db, new_run())
 
-    async def fail(conn):  # type: ignore[no-untyped-def]
-        await conn.execute(text("UPDATE runs SET attempts = 99 WHERE id = :id"), {"id": first.id})
+    def fail(conn):  # type: ignore[no-untyped-def]
+        conn.execute(text("UPDATE runs SET attempts = 99 WHERE id = :id"), {"id": first.id})
         raise RuntimeError("job failed")
 
     results = await asyncio.gather(
@@ -112,9 +115,9 @@ async def test_disk_full_is_storage_full_and_the_database_stays_intact(tmp_path:
     try:
         await runs_store.insert(db, new_run())
 
-        async def cap(conn):  # type: ignore[no-untyped-def]
-            pages = (await conn.execute(text("PRAGMA page_count"))).scalar()
-            await conn.execute(text(f"PRAGMA max_page_count = {pages + 1}"))
+        def cap(conn):  # type: ignore[no-untyped-def]
+            pages = (conn.execute(text("PRAGMA page_count"))).scalar()
+            conn.execute(text(f"PRAGMA max_page_count = {pages + 1}"))
 
         await db.write(cap)
         big = new_run()

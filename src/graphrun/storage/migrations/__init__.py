@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 
     from graphrun.storage.database import Database
 
-__all__ = ("alembic_config", "check_current", "head_revision", "upgrade")
+__all__ = (
+    "alembic_config",
+    "check_current",
+    "check_current_on",
+    "head_revision",
+    "upgrade",
+    "upgrade_on",
+)
 
 
 def alembic_config() -> Config:
@@ -42,24 +49,28 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (the newest by default), in one transaction."""
-
-    def _run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-    async with db.migration_connection() as conn:
-        await conn.run_sync(_run)
+def upgrade_on(connection: Connection, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` on a connection inside the caller's transaction."""
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
 
 
-async def check_current(db: Database) -> None:
+def check_current_on(connection: Connection) -> None:
     """Raise `MigrationRequired` unless the schema is at the head revision."""
-    async with db.read() as conn:
-        current = await conn.run_sync(_current)
+    current = _current(connection)
     if current != head_revision():
         raise errors.MigrationRequired(
             f"Database schema is at {current or 'nothing'}, this graphrun needs "
             f"{head_revision()}: run `graphrun db upgrade`."
         )
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (the newest by default), in one transaction."""
+    await db.write(lambda conn: upgrade_on(conn, revision))
+
+
+async def check_current(db: Database) -> None:
+    """Raise `MigrationRequired` unless the schema is at the head revision."""
+    await db.read(check_current_on)
