@@ -317,7 +317,7 @@ class Engine:
         """Yield the run's events after ``after_id`` as they happen, until it waits or ends."""
         run_id = _parse_run_id(run_id)
         last = after_id
-        with self.notifier.listen(run_id) as changed:
+        with self.notifier.listen(run_id, progress=True) as changed:
             while True:
                 changed.clear()
                 run = await self.get(run_id)

@@ -137,7 +137,7 @@ class Executor:
                         interrupted = True
                     else:
                         execution.pending_events.append(("node", {"node": node}))
-                self.notifier.notify(run.id)
+                self.notifier.notify(run.id, progress_only=True)
         except errors.LeaseLost:
             logger.warning("lease lost on run %s", run.id, extra={"action": "lease_lost"})
             return

@@ -18,26 +18,34 @@ class ChangeNotifier:
     """
 
     def __init__(self) -> None:
-        self._events: dict[str, set[asyncio.Event]] = {}
+        self._status: dict[str, set[asyncio.Event]] = {}
+        self._progress: dict[str, set[asyncio.Event]] = {}
 
-    def notify(self, run_id: str) -> None:
-        """Wake every listener of ``run_id``."""
-        for event in self._events.get(run_id, ()):
+    def notify(self, run_id: str, *, progress_only: bool = False) -> None:
+        """Wake the listeners of ``run_id``: all of them, or only progress listeners."""
+        for event in self._progress.get(run_id, ()):
             event.set()
+        if not progress_only:
+            for event in self._status.get(run_id, ()):
+                event.set()
 
     @contextlib.contextmanager
-    def listen(self, run_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever ``run_id`` changes in this process, for the block's duration."""
+    def listen(self, run_id: str, *, progress: bool = False) -> Iterator[asyncio.Event]:
+        """An event set when ``run_id`` changes here, for the block's duration.
+
+        By default only status changes set it; with ``progress`` finished nodes do too.
+        """
+        listeners = self._progress if progress else self._status
         event = asyncio.Event()
-        self._events.setdefault(run_id, set()).add(event)
+        listeners.setdefault(run_id, set()).add(event)
         try:
             yield event
         finally:
-            listeners = self._events.get(run_id)
-            if listeners is not None:
-                listeners.discard(event)
-                if not listeners:
-                    del self._events[run_id]
+            held = listeners.get(run_id)
+            if held is not None:
+                held.discard(event)
+                if not held:
+                    del listeners[run_id]
 
 
 async def wait_for_event(event: asyncio.Event, timeout: float) -> bool:

@@ -42,7 +42,7 @@ from .schema import checkpoint_writes, checkpoints
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from .database import Database
+    from .database import Database, RawStatement
 
 __all__ = ("EXECUTION_KEY", "Execution", "GraphrunCheckpointer", "strict_serializer")
 
@@ -84,6 +84,17 @@ def _execution(config: RunnableConfig) -> Execution | None:
 
 
 _WRITE_KEY = ("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx")
+_WRITE_COLUMNS = (*_WRITE_KEY, "channel", "type", "value", "task_path")
+_CHECKPOINT_COLUMNS = (
+    "thread_id",
+    "checkpoint_ns",
+    "checkpoint_id",
+    "parent_checkpoint_id",
+    "type",
+    "checkpoint",
+    "metadata_type",
+    "metadata",
+)
 
 
 def _insert_writes(db: Database, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -110,10 +121,12 @@ def _insert_writes(db: Database, conn: Connection, rows: list[dict[str, Any]]) -
                 set_={c: stmt.excluded[c] for c in ("channel", "type", "value", "task_path")},
             )
 
-        conn.execute(db.statement("checkpoints.writes.upsert", build), upsert)
+        db.executemany_raw(
+            conn, db.raw("checkpoints.writes.upsert", build, columns=_WRITE_COLUMNS), upsert
+        )
 
 
-def _upsert_checkpoint(db: Database) -> Any:
+def _upsert_checkpoint(db: Database) -> RawStatement:
     def build() -> Any:
         stmt = db.insert(checkpoints).values(created_at=db.now())
         return stmt.on_conflict_do_update(
@@ -124,7 +137,7 @@ def _upsert_checkpoint(db: Database) -> Any:
             },
         )
 
-    return db.statement("checkpoints.put", build)
+    return db.raw("checkpoints.put", build, columns=_CHECKPOINT_COLUMNS)
 
 
 def flush(db: Database, conn: Connection, execution: Execution) -> None:
@@ -188,7 +201,7 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
                     lease_ttl_s=execution.lease_ttl_s,
                 )
                 flush(db, conn, execution)
-            conn.execute(_upsert_checkpoint(db), row)
+            db.execute_raw(conn, _upsert_checkpoint(db), row)
 
         await db.write(job)
         return {

@@ -1,28 +1,28 @@
 """The engine's database: connections, dialect setup, the single writer, error mapping.
 
-Every dialect difference in connection handling lives here. On SQLite one writer thread owns
-the only connection that writes (RELIABILITY.md: two writers on one file lock each other out
-and expose the WAL-reset bug); every write in the process is a *job* submitted to it, and
-jobs that arrive together commit together (group commit), each in its own savepoint so one
-job's failure rolls back only that job. Reads run on a small pool of reader threads and
-never wait for the writer (WAL).
+Every dialect difference in connection handling lives here. On SQLite one connection does
+all of a process's writing (RELIABILITY.md: two writers on one file lock each other out and
+expose the WAL-reset bug). Every write is a *job*, a short synchronous function over that
+connection; jobs that arrive together commit together (group commit), each in its own
+savepoint so one job's failure rolls back only that job. Reads use a pool of reader
+threads and never wait for the writer (WAL).
 
-Why threads and not an async driver: a job is a short synchronous function over a SQLAlchemy
-`Connection`, and a whole batch of them costs one hop between the event loop and the
-database thread. Through aiosqlite every statement is a hop of its own; measured here, a
-checkpoint transaction took 2.9 ms that way against about 0.3 ms as one job (bench/README).
-The event loop never blocks on the database either way.
+Where the time goes decides where the work runs. A batch's statements touch pages already
+in memory and take microseconds, so they run on the event loop; everything that waits runs
+on the writer thread: acquiring the write lock when another process holds it, and COMMIT,
+which is the fsync. Running the statements on a thread instead costs a GIL hand-off per
+statement, which under load measured slower than the statements themselves (bench/README).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import json
 import logging
-import queue
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +59,13 @@ def map_errors() -> Iterator[None]:
     """Translate driver errors into the `StorageError` tree; never leak SQLAlchemy upward."""
     try:
         yield
-    except DBAPIError as exc:
+    except (DBAPIError, sqlite3.Error) as exc:
         raise _storage_error(exc) from exc
 
 
-def _storage_error(exc: DBAPIError) -> errors.StorageError:
-    text = str(exc.orig if exc.orig is not None else exc).lower()
+def _storage_error(exc: DBAPIError | sqlite3.Error) -> errors.StorageError:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(orig if orig is not None else exc).lower()
     if "database is locked" in text or "database table is locked" in text:
         return errors.StorageBusy()
     if "database or disk is full" in text or "no space left" in text:
@@ -73,16 +74,41 @@ def _storage_error(exc: DBAPIError) -> errors.StorageError:
         return errors.StorageIOError()
     if "unable to open database" in text or ("connection" in text and "refused" in text):
         return errors.DatabaseUnavailable(f"Database unavailable: {text}")
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, OperationalError | sqlite3.OperationalError):
         return errors.StorageError(f"Database error: {text}")
-    return errors.StorageError(f"Database error ({type(exc.orig).__name__}): {text}")
+    return errors.StorageError(f"Database error ({type(orig).__name__}): {text}")
+
+
+@dataclass(frozen=True)
+class RawStatement:
+    """A statement compiled once to the driver's SQL and run on the driver's cursor.
+
+    For the few statements every step of every run executes: SQLAlchemy's execution path
+    costs several times the statement itself there. Everything else uses SQLAlchemy.
+    """
+
+    sql: str
+    #: Parameter names in positional order (``None`` for named paramstyles).
+    positions: tuple[str, ...] | None
+    #: Values of parameters the statement carries itself (literals).
+    defaults: dict[str, Any]
+    #: Parameters stored in JSON columns, serialized here as SQLAlchemy's JSON type would.
+    json_keys: frozenset[str]
+
+    def bind(self, values: dict[str, Any]) -> Any:
+        """Driver parameters for one execution."""
+        merged = {**self.defaults, **values}
+        for key in self.json_keys & merged.keys():
+            merged[key] = json.dumps(merged[key])
+        if self.positions is None:
+            return merged
+        return tuple(merged[k] for k in self.positions)
 
 
 @dataclass(eq=False)
 class _Pending:
     job: Job[Any]
     future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
 
 
 class Database:
@@ -99,8 +125,13 @@ class Database:
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._writer_engine: Engine | None = None
         self._reader_engine: Engine | None = None
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._work = asyncio.Event()
+        self._closing = False
+        self._writer_conn: Connection | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        #: Where the writer waits: lock acquisition and COMMIT (fsync).
+        self._waiter: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._statements: dict[str, Any] = {}
 
@@ -125,10 +156,7 @@ class Database:
         except BaseException:
             await db.close()
             raise
-        db._writer = threading.Thread(
-            target=db._writer_main, name="graphrun-db-writer", daemon=True
-        )
-        db._writer.start()
+        db._writer_task = asyncio.create_task(db._writer_loop(), name="graphrun-db-writer")
         return db
 
     def _connect(self, migrate: bool) -> None:
@@ -150,6 +178,7 @@ class Database:
         )
         self._setup_sqlite(self._reader_engine, immediate=False)
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="graphrun-db-reader")
+        self._waiter = ThreadPoolExecutor(1, thread_name_prefix="graphrun-db-writer")
         logger.info("sqlite %s", sqlite3.sqlite_version, extra={"action": "sqlite_version"})
         if sqlite3.sqlite_version_info < SQLITE_FIXED_VERSION:
             logger.debug(
@@ -157,11 +186,18 @@ class Database:
                 "process writes through a single connection",
                 sqlite3.sqlite_version,
             )
-        with map_errors(), self._writer_engine.begin() as conn:
-            if migrate:
-                migrations.upgrade_on(conn)
-            else:
-                migrations.check_current_on(conn)
+        with map_errors():
+            conn = self._writer_engine.connect()
+            self._writer_conn = conn
+            with conn.begin():
+                if migrate:
+                    migrations.upgrade_on(conn)
+                else:
+                    migrations.check_current_on(conn)
+            # From here on the writer never waits on the event loop: taking the lock fails
+            # at once and `_begin` waits for it on the writer thread instead.
+            conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            conn.commit()
 
     def _check_sqlite_path(self) -> None:
         database = self.url.database
@@ -214,14 +250,19 @@ class Database:
             conn.exec_driver_sql(begin)
 
     async def close(self) -> None:
-        """Finish queued writes, stop the writer and reader threads, close every connection."""
-        if self._writer is not None:
-            self._queue.put(None)
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
-        if self._readers is not None:
-            self._readers.shutdown(wait=False)
-            self._readers = None
+        """Finish queued writes, stop the writer and readers, close every connection."""
+        if self._writer_task is not None:
+            self._closing = True
+            self._work.set()
+            await self._writer_task
+            self._writer_task = None
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
+        for pool in (self._readers, self._waiter):
+            if pool is not None:
+                pool.shutdown(wait=False)
+        self._readers = self._waiter = None
         for engine in (self._writer_engine, self._reader_engine):
             if engine is not None:
                 engine.dispose()
@@ -230,63 +271,80 @@ class Database:
     # -- writing -------------------------------------------------------------------------
 
     async def write(self, job: Job[T]) -> T:
-        """Run ``job`` in a write transaction on the writer thread; return once committed.
+        """Run ``job`` in a write transaction and return its result once committed.
 
         Raises:
             StorageError: The transaction could not commit; nothing of the job was written.
             Exception: Whatever the job raised; its writes were rolled back.
         """
-        if self._writer is None:
+        if self._writer_task is None or self._closing:
             raise errors.StorageError("The database is closed.")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Pending(job, future, loop))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(job, future))
+        self._work.set()
         return await future
 
-    def _writer_main(self) -> None:
-        assert self._writer_engine is not None
-        with self._writer_engine.connect() as conn:
-            stopping = False
-            while not stopping:
-                first = self._queue.get()
-                if first is None:
-                    break
-                batch = [first]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
-                self._commit_batch(conn, batch)
+    async def _writer_loop(self) -> None:
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            while self._pending:
+                batch = [self._pending.popleft() for _ in range(min(MAX_BATCH, len(self._pending)))]
+                await self._commit_batch(batch)
+            if self._closing:
+                return
 
-    def _commit_batch(self, conn: Connection, batch: list[_Pending]) -> None:
-        results: list[tuple[_Pending, Any]] = []
-        failures: list[tuple[_Pending, BaseException]] = []
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        conn = self._writer_conn
+        assert conn is not None
+        assert self._waiter is not None
+        loop = asyncio.get_running_loop()
+        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
         try:
-            with map_errors(), conn.begin():
-                if len(batch) == 1:
-                    results.append((batch[0], batch[0].job(conn)))
-                else:
-                    for pending in batch:
-                        try:
-                            with conn.begin_nested():
-                                results.append((pending, pending.job(conn)))
-                        except DBAPIError as exc:
-                            failures.append((pending, _storage_error(exc)))
-                        except Exception as exc:
-                            failures.append((pending, exc))
+            transaction = await self._begin(conn)
+            try:
+                with map_errors():
+                    outcomes = _run_jobs(conn, batch)
+                    if all(error is not None for _, _, error in outcomes):
+                        transaction.rollback()
+                    else:
+                        await loop.run_in_executor(self._waiter, transaction.commit)
+            except BaseException:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
         except Exception as exc:
-            for pending in batch:
-                _resolve(pending, error=exc)
-            return
-        for pending, failure in failures:
-            _resolve(pending, error=failure)
-        for pending, result in results:
-            _resolve(pending, result=result)
+            outcomes = [(pending, None, exc) for pending in batch]
+        for pending, result, error in outcomes:
+            if pending.future.done():
+                continue  # the caller was cancelled; the job's outcome stands regardless
+            if error is not None:
+                pending.future.set_exception(error)
+            else:
+                pending.future.set_result(result)
+
+    async def _begin(self, conn: Connection) -> Any:
+        try:
+            with map_errors():
+                return conn.begin()
+        except errors.StorageBusy:
+            pass
+        # Another process holds the write lock: wait for it off the event loop.
+        assert self._waiter is not None
+        timeout_ms = self._busy_timeout_ms
+
+        def wait_for_lock() -> Any:
+            # On the driver connection: through SQLAlchemy the PRAGMA would autobegin.
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with map_errors():
+                driver.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+                try:
+                    return conn.begin()
+                finally:
+                    driver.execute("PRAGMA busy_timeout = 0")
+
+        return await asyncio.get_running_loop().run_in_executor(self._waiter, wait_for_lock)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -317,6 +375,48 @@ class Database:
             cached = self._statements[key] = build()
         return cast(T, cached)
 
+    def raw(
+        self,
+        key: str,
+        build: Callable[[], Any],
+        *,
+        columns: Sequence[str] | None = None,
+        json_columns: Collection[str] = (),
+    ) -> RawStatement:
+        """A `RawStatement`, compiled once per database from a SQLAlchemy statement."""
+
+        def compile_raw() -> RawStatement:
+            assert self._writer_engine is not None
+            compiled = build().compile(dialect=self._writer_engine.dialect, column_keys=columns)
+            names = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+            return RawStatement(
+                sql=compiled.string,
+                positions=names,
+                defaults=dict(compiled.params),
+                json_keys=frozenset(json_columns),
+            )
+
+        return self.statement(f"raw:{key}", compile_raw)
+
+    def execute_raw(self, conn: Connection, statement: RawStatement, values: dict[str, Any]) -> int:
+        """Execute a `RawStatement` once in the caller's transaction; return the row count."""
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(statement.sql, statement.bind(values))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def executemany_raw(
+        self, conn: Connection, statement: RawStatement, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """Execute a `RawStatement` for many rows in the caller's transaction."""
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(statement.sql, [statement.bind(r) for r in rows])
+        finally:
+            cursor.close()
+
     # -- dialect pieces ------------------------------------------------------------------
 
     def now(self) -> ColumnElement[float]:
@@ -332,19 +432,29 @@ class Database:
         return pg_dialect.insert(table)
 
 
-def _resolve(pending: _Pending, *, result: Any = None, error: BaseException | None = None) -> None:
-    """Complete a job's future from the writer thread, on its event loop."""
-
-    def complete() -> None:
-        if pending.future.done():
-            return  # the caller was cancelled; the job's outcome stands regardless
-        if error is not None:
-            pending.future.set_exception(error)
+def _run_jobs(
+    conn: Connection, batch: list[_Pending]
+) -> list[tuple[_Pending, Any, BaseException | None]]:
+    """Run a batch's jobs in the open transaction, each in its own savepoint."""
+    if len(batch) == 1:
+        return [(batch[0], batch[0].job(conn), None)]
+    outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+    driver: Any = conn.connection.driver_connection
+    for pending in batch:
+        # Raw SAVEPOINT statements: SQLAlchemy's begin_nested() costs ten times more here.
+        driver.execute("SAVEPOINT job")
+        try:
+            result = pending.job(conn)
+        except (DBAPIError, sqlite3.Error) as exc:
+            driver.execute("ROLLBACK TO job")
+            outcomes.append((pending, None, _storage_error(exc)))
+        except Exception as exc:
+            driver.execute("ROLLBACK TO job")
+            outcomes.append((pending, None, exc))
         else:
-            pending.future.set_result(result)
-
-    with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
-        pending.loop.call_soon_threadsafe(complete)
+            outcomes.append((pending, result, None))
+        driver.execute("RELEASE job")
+    return outcomes
 
 
 def _sync_url(url: str) -> URL:

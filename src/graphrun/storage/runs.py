@@ -332,8 +332,8 @@ def fence_checkpoint(
     }
     if with_id:
         params["checkpoint_id"] = checkpoint_id
-    statement = db.statement(f"runs.fence_checkpoint.{with_id}", build)
-    if conn.execute(statement, params).rowcount != 1:
+    statement = db.raw(f"runs.fence_checkpoint.{with_id}", build)
+    if db.execute_raw(conn, statement, params) != 1:
         raise errors.LeaseLost(fence.run_id, fence.epoch)
 
 

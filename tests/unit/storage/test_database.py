@@ -109,6 +109,39 @@ async def test_lock_held_past_busy_timeout_is_storage_busy_and_changes_nothing(
         await db.close()
 
 
+async def test_a_lock_released_within_busy_timeout_is_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "wait.db"
+    db = await Database.open(f"sqlite:///{path}", busy_timeout_s=10)
+    try:
+        run, _ = await runs_store.insert(db, new_run())
+        foreign = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        foreign.execute("BEGIN IMMEDIATE")
+        # The writer must wait for the lock on its thread, not fail, and not block the loop.
+        asyncio.get_running_loop().call_later(0.3, foreign.execute, "ROLLBACK")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        moved = await runs_store.transition(
+            db,
+            run.id,
+            action="cancel",
+            allowed=(RunStatus.QUEUED,),
+            values={"status": RunStatus.CANCELLED},
+        )
+        ticking.cancel()
+        foreign.close()
+        assert moved.status is RunStatus.CANCELLED
+        assert ticks > 5  # the event loop kept running while the writer waited
+    finally:
+        await db.close()
+
+
 async def test_disk_full_is_storage_full_and_the_database_stays_intact(tmp_path: Path) -> None:
     path = tmp_path / "full.db"
     db = await Database.open(f"sqlite:///{path}")
