@@ -26,7 +26,12 @@ SMALL_ORDER = {"order_id": "A2", "items": [{"sku": "tea", "qty": 1, "price": 5.0
 async def test_small_order_runs_to_completion(make_engine: EngineFactory) -> None:
     async with make_engine(EXAMPLES / "orders") as engine:
         run = await engine.start("orders.fulfil", SMALL_ORDER)
-        assert run.status is RunStatus.QUEUED
+        # a local worker with room claims the run as it starts it
+        assert (run.status, run.lease_owner, run.attempts) == (
+            RunStatus.RUNNING,
+            engine.settings.worker_id,
+            1,
+        )
         run = await engine.wait(run.id, timeout=30)
         assert run.status is RunStatus.COMPLETED
         assert run.output["status"] == "shipped"

@@ -180,7 +180,7 @@ class Engine:
     async def start(
         self, workflow: str, input: Any = None, *, idempotency_key: str | None = None
     ) -> Run:
-        """Start a run of ``workflow`` with ``input``; return it queued, without waiting.
+        """Start a run of ``workflow`` with ``input``; return at once, without waiting for it.
 
         With an idempotency key, a second start with the same key and input returns the
         first run instead of starting another.
@@ -191,7 +191,8 @@ class Engine:
             idempotency_key: Up to 255 printable characters.
 
         Returns:
-            The run (``queued``, or whatever the earlier run with this key is now).
+            The run: ``queued``, or ``running`` when this engine's worker took it at once;
+            with a reused idempotency key, the earlier run as it is now.
 
         Raises:
             WorkflowNotFound: No loaded or published workflow has this name.
@@ -212,19 +213,32 @@ class Engine:
             version = record.version
             validation.validate_with_schema(input, record.input_schema, what="input")
             normalized = input
-        run, created = await runs_store.insert(
-            self.db,
-            runs_store.NewRun(
-                id=self._ids.new(),
-                workflow=workflow,
-                definition_version=version,
-                input=normalized,
-                input_hash=validation.canonical_hash(normalized),
-                idempotency_key=idempotency_key,
-            ),
-        )
-        if created and self._worker is not None:
-            self._worker.wake()
+        # A local worker with room claims the run in the insert itself: one transaction, and
+        # no wait for the claim loop.
+        worker = self._worker
+        local = worker is not None and worker.serves(workflow) and worker.reserve()
+        try:
+            run, created = await runs_store.insert(
+                self.db,
+                runs_store.NewRun(
+                    id=self._ids.new(),
+                    workflow=workflow,
+                    definition_version=version,
+                    input=normalized,
+                    input_hash=validation.canonical_hash(normalized),
+                    idempotency_key=idempotency_key,
+                    claim_for=self.settings.worker_id if local else None,
+                    lease_ttl_s=self.settings.lease_ttl_s,
+                ),
+            )
+        except BaseException:
+            if local and worker is not None:
+                worker.adopt(None)
+            raise
+        if local and worker is not None:
+            worker.adopt(run if created else None)
+        elif created and worker is not None:
+            worker.wake()
         return run
 
     async def _published(self, workflow: str) -> WorkflowRecord:
@@ -257,10 +271,9 @@ class Engine:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         run_id = _parse_run_id(run_id)
-        with self.notifier.listen(run_id) as changed:
+        with self.notifier.listen(run_id) as listener:
             while True:
-                changed.clear()
-                run = await self.get(run_id)
+                run = listener.take() or await self.get(run_id)
                 if run.status not in IN_FLIGHT:
                     return run
                 pause = self.settings.poll_interval_s
@@ -269,7 +282,7 @@ class Engine:
                     if remaining <= 0:
                         return run
                     pause = min(pause, remaining)
-                await wait_for_event(changed, pause)
+                await wait_for_event(listener.changed, pause)
 
     async def list_runs(
         self,
@@ -317,16 +330,16 @@ class Engine:
         """Yield the run's events after ``after_id`` as they happen, until it waits or ends."""
         run_id = _parse_run_id(run_id)
         last = after_id
-        with self.notifier.listen(run_id, progress=True) as changed:
+        with self.notifier.listen(run_id, progress=True) as listener:
             while True:
-                changed.clear()
+                listener.changed.clear()
                 run = await self.get(run_id)
                 for event in await self.events(run_id, after_id=last):
                     last = event.id
                     yield event
                 if run.status not in IN_FLIGHT:
                     return
-                await wait_for_event(changed, self.settings.poll_interval_s)
+                await wait_for_event(listener.changed, self.settings.poll_interval_s)
 
     def workflow(self, name: str) -> LoadedWorkflow | None:
         """The loaded workflow with this name, if this engine loaded it."""
@@ -457,7 +470,7 @@ class Engine:
         return retried
 
     def _changed(self, run: Run) -> None:
-        self.notifier.notify(run.id)
+        self.notifier.notify(run.id, run)
         if run.status is RunStatus.QUEUED and self._worker is not None:
             self._worker.wake()
 

@@ -111,6 +111,7 @@ class Executor:
                 run_id=run.id, owner=self.settings.worker_id, epoch=run.lease_epoch
             ),
             lease_ttl_s=self.settings.lease_ttl_s,
+            fresh=run.checkpoint_id is None,
         )
         config: Any = {
             "configurable": {"thread_id": run.id, checkpoints.EXECUTION_KEY: execution},
@@ -166,8 +167,9 @@ class Executor:
         def flush(conn: Connection) -> None:
             checkpoints.flush(db, conn, execution)
 
+        run_after: Run | None = None
         try:
-            await runs_store.transition(
+            run_after = await runs_store.transition(
                 db,
                 run.id,
                 action=action,
@@ -181,7 +183,7 @@ class Executor:
                 "lease lost on run %s before %s", run.id, action, extra={"action": "lease_lost"}
             )
         finally:
-            self.notifier.notify(run.id)
+            self.notifier.notify(run.id, run_after)
 
     async def _waiting(
         self,

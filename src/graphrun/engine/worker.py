@@ -53,6 +53,7 @@ class Worker:
         self.executor = executor
         self.graphs = graphs
         self._active: dict[str, Handle] = {}
+        self._reserved = 0
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._side_tasks: list[asyncio.Task[None]] = []
@@ -84,6 +85,23 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name="graphrun-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="graphrun-heartbeat"),
         ]
+
+    def serves(self, workflow: str) -> bool:
+        """Whether this worker executes runs of ``workflow``."""
+        return workflow in self.graphs and not self._stopping
+
+    def reserve(self) -> bool:
+        """Hold a slot for a run about to be started here; False when full."""
+        if self._stopping or len(self._active) + self._reserved >= self.settings.concurrency:
+            return False
+        self._reserved += 1
+        return True
+
+    def adopt(self, run: Run | None) -> None:
+        """Use a reserved slot: execute ``run`` (claimed at start), or just free the slot."""
+        self._reserved -= 1
+        if run is not None:
+            self._spawn(run)
 
     def wake(self) -> None:
         """Look for queued runs now instead of at the next poll."""
@@ -130,7 +148,7 @@ class Worker:
         backoff = 0.0
         while not self._stopping:
             self._wakeup.clear()
-            free = self.settings.concurrency - len(self._active)
+            free = self.settings.concurrency - len(self._active) - self._reserved
             want = min(free, CLAIM_BATCH)
             claimed: list[Run] = []
             if want > 0:

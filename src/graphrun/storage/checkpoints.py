@@ -62,6 +62,8 @@ class Execution:
 
     fence: runs_store.Fence
     lease_ttl_s: float
+    #: The run has no checkpoint yet: reads can answer "nothing" without asking the database.
+    fresh: bool = False
     #: Serialized ``checkpoint_writes`` rows not yet committed.
     pending_writes: list[dict[str, Any]] = field(default_factory=list)
     #: ``(kind, data)`` run events to commit with the next checkpoint.
@@ -188,6 +190,8 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
             "metadata": meta_blob,
         }
         execution = _execution(config)
+        if execution is not None:
+            execution.fresh = False
         db = self.db
 
         def job(conn: Connection) -> None:
@@ -296,6 +300,9 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
         checkpoint_ns = conf.get("checkpoint_ns", "")
+        execution = _execution(config)
+        if execution is not None and execution.fresh:
+            return None
         query = select(checkpoints).where(
             checkpoints.c.thread_id == thread_id, checkpoints.c.checkpoint_ns == checkpoint_ns
         )
@@ -303,7 +310,6 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
             query = query.where(checkpoints.c.checkpoint_id == checkpoint_id)
         else:
             query = query.order_by(checkpoints.c.checkpoint_id.desc()).limit(1)
-        execution = _execution(config)
 
         def read(conn: Connection) -> CheckpointTuple | None:
             row = conn.execute(query).mappings().first()
