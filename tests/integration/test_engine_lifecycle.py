@@ -73,11 +73,25 @@ async def test_wait_for_input_then_resume_completes(make_engine: EngineFactory) 
         resumed = await engine.resume(
             run.id, {"approved": True, "note": "ok"}, interrupt_id=waiting.id
         )
-        assert resumed.status is RunStatus.QUEUED
+        assert resumed.status is RunStatus.RUNNING  # claimed by this engine's worker at once
         done = await engine.wait(run.id, timeout=30)
         assert done.status is RunStatus.COMPLETED
         assert done.output["approved"] is True
         assert done.output["reviewer_note"] == "ok"
+
+
+async def test_resume_without_a_local_worker_queues_the_run_for_any_worker(
+    make_engine: EngineFactory,
+) -> None:
+    async with make_engine(EXAMPLES / "orders") as engine:
+        run = await engine.wait((await engine.start("orders.fulfil", BIG_ORDER)).id, timeout=30)
+    async with make_engine(EXAMPLES / "orders", run_worker=False) as engine:
+        resumed = await engine.resume(run.id, {"approved": True})
+        assert (resumed.status, resumed.lease_owner) == (RunStatus.QUEUED, None)
+    async with make_engine(EXAMPLES / "orders") as engine:
+        done = await engine.wait(run.id, timeout=30)
+        assert done.status is RunStatus.COMPLETED
+        assert done.output["approved"] is True
 
 
 async def test_rejected_approval_takes_the_other_branch(make_engine: EngineFactory) -> None:
@@ -134,7 +148,7 @@ async def test_failed_run_records_the_error_and_retry_continues_from_the_failed_
         assert failed.error["message"] == "marker missing"
         assert "Traceback" in failed.error["traceback"]
         marker.touch()
-        assert (await engine.retry(run.id)).status is RunStatus.QUEUED
+        assert (await engine.retry(run.id)).status is RunStatus.RUNNING
         done = await engine.wait(run.id, timeout=30)
         assert done.status is RunStatus.COMPLETED
         assert done.error is None

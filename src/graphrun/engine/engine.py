@@ -395,17 +395,13 @@ class Engine:
             pending = matching[0]
         validation.check_json(value, what="resume value")
         validation.validate_with_schema(value, pending.schema, what="resume value")
-        resumed = await runs_store.transition(
-            self.db,
-            run.id,
+        return await self._requeue(
+            run,
             action="resume",
             allowed=(RunStatus.WAITING,),
-            values={"status": RunStatus.QUEUED, "resume": {pending.id: value}, "waiting_for": None},
-            seen_version=run.version,
+            values={"resume": {pending.id: value}, "waiting_for": None},
             extra_events=[("resume", {"interrupt_id": pending.id})],
         )
-        self._changed(resumed)
-        return resumed
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run: at once unless it is running; a running one stops its current step.
@@ -458,16 +454,45 @@ class Engine:
             TransitionConflict: The run is not failed.
         """
         run = await self.get(run_id)
-        retried = await runs_store.transition(
-            self.db,
-            run.id,
+        return await self._requeue(
+            run,
             action="retry",
             allowed=(RunStatus.FAILED,),
-            values={"status": RunStatus.QUEUED, "error": None, "finished_at": None},
-            seen_version=run.version,
+            values={"error": None, "finished_at": None},
         )
-        self._changed(retried)
-        return retried
+
+    async def _requeue(
+        self,
+        run: Run,
+        *,
+        action: str,
+        allowed: tuple[RunStatus, ...],
+        values: dict[str, Any],
+        extra_events: Collection[tuple[str, dict[str, Any]]] = (),
+    ) -> Run:
+        """Queue ``run`` again; a local worker with room claims it in the same transaction."""
+        worker = self._worker
+        local = worker is not None and worker.serves(run.workflow) and worker.reserve()
+        try:
+            changed = await runs_store.transition(
+                self.db,
+                run.id,
+                action=action,
+                allowed=allowed,
+                values={**values, "status": RunStatus.QUEUED},
+                seen_version=run.version,
+                extra_events=extra_events,
+                claim_for=self.settings.worker_id if local else None,
+                lease_ttl_s=self.settings.lease_ttl_s,
+            )
+        except BaseException:
+            if local and worker is not None:
+                worker.adopt(None)
+            raise
+        if local and worker is not None:
+            worker.adopt(changed)
+        self._changed(changed)
+        return changed
 
     def _changed(self, run: Run) -> None:
         self.notifier.notify(run.id, run)

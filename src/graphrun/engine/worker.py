@@ -182,6 +182,7 @@ class Worker:
         handle.task.add_done_callback(functools.partial(self._done, run.id))
 
     def _done(self, run_id: str, task: asyncio.Task[None]) -> None:
+        was_full = len(self._active) + self._reserved >= self.settings.concurrency
         self._active.pop(run_id, None)
         if not self._active:
             self._idle.set()
@@ -192,7 +193,8 @@ class Worker:
                 exc_info=exc,
                 extra={"action": "executor_crash"},
             )
-        self.wake()
+        if was_full:
+            self.wake()  # queued runs may have waited for this slot
 
     # -- leases --------------------------------------------------------------------------
 

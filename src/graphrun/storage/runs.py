@@ -212,6 +212,8 @@ async def transition(
     fence: Fence | None = None,
     extra_events: Collection[tuple[str, dict[str, Any]]] = (),
     before: Callable[[Connection], None] | None = None,
+    claim_for: str | None = None,
+    lease_ttl_s: float = 0.0,
 ) -> Run:
     """Apply one compare-and-set transition and record its event.
 
@@ -224,6 +226,9 @@ async def transition(
         seen_version: The version the caller read; the change applies only if unchanged.
         fence: The lease the writer must still hold.
         extra_events: More ``(kind, data)`` events to record in the same transaction.
+        claim_for: For a change to ``queued``: claim the run for this worker instead, in the
+            same statement (a local worker with room), under a new lease epoch.
+        lease_ttl_s: The lease's lifetime with ``claim_for``.
         before: An optional function ``f(conn)`` run first in the transaction
             (e.g. flushing buffered checkpoint writes), so it commits or fails with the change.
 
@@ -246,6 +251,8 @@ async def transition(
             seen_version=seen_version,
             fence=fence,
             extra_events=extra_events,
+            claim_for=claim_for,
+            lease_ttl_s=lease_ttl_s,
         )
 
     return await db.write(job)
@@ -262,6 +269,8 @@ def transition_in(
     seen_version: int | None = None,
     fence: Fence | None = None,
     extra_events: Collection[tuple[str, dict[str, Any]]] = (),
+    claim_for: str | None = None,
+    lease_ttl_s: float = 0.0,
 ) -> Run:
     """`transition` inside a write transaction the caller already holds."""
     now = db.now()
@@ -273,6 +282,16 @@ def transition_in(
         conditions += [runs.c.lease_owner == fence.owner, runs.c.lease_epoch == fence.epoch]
     new_values = dict(values)
     status = new_values.get("status")
+    claimed = claim_for is not None and status is RunStatus.QUEUED
+    if claimed:
+        status = RunStatus.RUNNING
+        new_values |= {
+            "status": status,
+            "lease_owner": claim_for,
+            "lease_epoch": runs.c.lease_epoch + 1,
+            "lease_expires_at": now + lease_ttl_s,
+            "attempts": runs.c.attempts + 1,
+        }
     if isinstance(status, RunStatus):
         new_values["status"] = status.value
         if status.terminal:
@@ -298,7 +317,10 @@ def transition_in(
         raise errors.TransitionConflict(run_id, action, current["status"], reason)
     run = Run.from_row(row)
     rows = [(run_id, kind, data) for kind, data in extra_events]
-    if status is not None:
+    if claimed:
+        rows.append((run_id, "status", {"status": "queued"}))
+        rows.append((run_id, "status", {"status": "running", "attempt": run.attempts}))
+    elif status is not None:
         rows.append((run_id, "status", {"status": run.status.value}))
     events.append(db, conn, rows)
     return run
