@@ -21,15 +21,13 @@ from graphrun.storage import runs as runs_store
 from graphrun.storage.records import EventRecord, Run, RunPage, RunStatus, WorkflowRecord
 
 from .executor import Executor, compile_graph
-from .notifier import ChangeNotifier, wait_for_event
+from .notifier import IN_FLIGHT, ChangeNotifier, wait_for_event
 from .worker import Worker
 
 __all__ = ("Engine",)
 
 logger = logging.getLogger("graphrun.engine")
 
-#: Statuses in which `Engine.wait` keeps waiting.
-IN_FLIGHT = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 CAS_RETRIES = 3  # re-reads when a transition loses only on the version
 
 
@@ -239,6 +237,8 @@ class Engine:
             worker.adopt(run if created else None)
         elif created and worker is not None:
             worker.wake()
+        if created:
+            self.notifier.notify(run.id, run)
         return run
 
     async def _published(self, workflow: str) -> WorkflowRecord:
@@ -273,7 +273,7 @@ class Engine:
         run_id = _parse_run_id(run_id)
         with self.notifier.listen(run_id) as listener:
             while True:
-                run = listener.take() or await self.get(run_id)
+                run = listener.take() or self.notifier.in_flight(run_id) or await self.get(run_id)
                 if run.status not in IN_FLIGHT:
                     return run
                 pause = self.settings.poll_interval_s

@@ -163,9 +163,13 @@ class Executor:
         values: dict[str, Any],
     ) -> None:
         db = self.db
+        taken = execution.take()
+        if taken.root_checkpoint_id is not None:
+            # Deferred checkpoints commit now: the run's progress marker moves with them.
+            values = {**values, "checkpoint_id": taken.root_checkpoint_id}
 
         def flush(conn: Connection) -> None:
-            checkpoints.flush(db, conn, execution)
+            checkpoints.flush(db, conn, taken)
 
         run_after: Run | None = None
         try:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from graphrun.storage.records import Run
+from graphrun.storage.records import Run, RunStatus
 
-__all__ = ("ChangeNotifier", "Listener", "wait_for_event")
+__all__ = ("IN_FLIGHT", "ChangeNotifier", "Listener", "wait_for_event")
+
+#: Statuses in which a run is still on its way to its next stop.
+IN_FLIGHT = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+MAX_IN_FLIGHT = 10_000  # runs remembered; the oldest are read from the database again
 
 
 @dataclass(eq=False)
@@ -38,9 +43,26 @@ class ChangeNotifier:
     def __init__(self) -> None:
         self._status: dict[str, set[Listener]] = {}
         self._progress: dict[str, set[Listener]] = {}
+        self._in_flight: collections.OrderedDict[str, Run] = collections.OrderedDict()
+
+    def in_flight(self, run_id: str) -> Run | None:
+        """The run as this process last wrote it, if that left it queued or running.
+
+        Only an in-flight answer is kept: a waiter may skip reading a run it would wait on
+        anyway, but must read any other answer, which another process may have changed.
+        """
+        return self._in_flight.get(run_id)
 
     def notify(self, run_id: str, run: Run | None = None, *, progress_only: bool = False) -> None:
         """Wake the listeners of ``run_id`` (only progress listeners for a finished node)."""
+        if run is not None:
+            if run.status in IN_FLIGHT:
+                self._in_flight[run_id] = run
+                self._in_flight.move_to_end(run_id)
+                while len(self._in_flight) > MAX_IN_FLIGHT:
+                    self._in_flight.popitem(last=False)
+            else:
+                self._in_flight.pop(run_id, None)
         groups = [self._progress.get(run_id, ())]
         if not progress_only:
             groups.append(self._status.get(run_id, ()))

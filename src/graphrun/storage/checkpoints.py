@@ -44,7 +44,17 @@ if TYPE_CHECKING:
 
     from .database import Database, RawStatement
 
-__all__ = ("EXECUTION_KEY", "Execution", "GraphrunCheckpointer", "strict_serializer")
+__all__ = (
+    "EXECUTION_KEY",
+    "Execution",
+    "Flush",
+    "GraphrunCheckpointer",
+    "flush",
+    "strict_serializer",
+)
+
+#: How LangGraph's task path for its own input-mapping task ends.
+START_TASK = "__start__"
 
 #: Config key (``configurable``) under which a worker passes its `Execution`. The leading
 #: ``__`` keeps LangGraph from copying it into checkpoint metadata.
@@ -62,22 +72,51 @@ class Execution:
 
     fence: runs_store.Fence
     lease_ttl_s: float
-    #: The run has no checkpoint yet: reads can answer "nothing" without asking the database.
+    #: The run has no committed checkpoint: reads can answer without asking the database.
     fresh: bool = False
     #: Serialized ``checkpoint_writes`` rows not yet committed.
     pending_writes: list[dict[str, Any]] = field(default_factory=list)
     #: ``(kind, data)`` run events to commit with the next checkpoint.
     pending_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Checkpoints of a fresh run taken before any node of the app ran (the input and
+    #: ``__start__`` steps): committed with the first checkpoint that follows app code, since
+    #: losing them only means starting again from the input.
+    deferred: list[dict[str, Any]] = field(default_factory=list)
 
-    def take_writes(self) -> list[dict[str, Any]]:
-        """Remove and return the buffered writes."""
-        rows, self.pending_writes = self.pending_writes, []
-        return rows
+    def take(self) -> Flush:
+        """Remove and return everything buffered, to commit in one transaction."""
+        taken = Flush(
+            run_id=self.fence.run_id,
+            checkpoints=self.deferred,
+            writes=self.pending_writes,
+            events=self.pending_events,
+        )
+        self.deferred, self.pending_writes, self.pending_events = [], [], []
+        return taken
 
-    def take_events(self) -> list[tuple[str, dict[str, Any]]]:
-        """Remove and return the buffered events."""
-        rows, self.pending_events = self.pending_events, []
-        return rows
+    def deferred_checkpoint(self, ns: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+        """The newest deferred checkpoint matching ``ns`` (and ``checkpoint_id``), if any."""
+        for row in reversed(self.deferred):
+            if row["checkpoint_ns"] == ns and checkpoint_id in (None, row["checkpoint_id"]):
+                found: dict[str, Any] = row
+                return found
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flush:
+    """Buffered rows of an execution, taken to be committed together."""
+
+    run_id: str
+    checkpoints: list[dict[str, Any]]
+    writes: list[dict[str, Any]]
+    events: list[tuple[str, dict[str, Any]]]
+
+    @property
+    def root_checkpoint_id(self) -> str | None:
+        """The newest root-graph checkpoint among ``checkpoints``."""
+        root = [c["checkpoint_id"] for c in self.checkpoints if not c["checkpoint_ns"]]
+        return root[-1] if root else None
 
 
 def _execution(config: RunnableConfig) -> Execution | None:
@@ -142,14 +181,21 @@ def _upsert_checkpoint(db: Database) -> RawStatement:
     return db.raw("checkpoints.put", build, columns=_CHECKPOINT_COLUMNS)
 
 
-def flush(db: Database, conn: Connection, execution: Execution) -> None:
-    """Commit an execution's buffered writes and events inside the caller's transaction."""
-    rows = execution.take_writes()
-    if rows:
-        _insert_writes(db, conn, rows)
-    pending_events = execution.take_events()
-    if pending_events:
-        events.append(db, conn, [(execution.fence.run_id, k, d) for k, d in pending_events])
+def flush(db: Database, conn: Connection, taken: Flush) -> None:
+    """Write taken buffers inside the caller's transaction (the caller fences it)."""
+    for row in taken.checkpoints:
+        db.execute_raw(conn, _upsert_checkpoint(db), row)
+    if taken.writes:
+        _insert_writes(db, conn, taken.writes)
+    if taken.events:
+        events.append(db, conn, [(taken.run_id, k, d) for k, d in taken.events])
+
+
+def _before_app_code(metadata: CheckpointMetadata, pending: list[dict[str, Any]]) -> bool:
+    """Whether a checkpoint follows only LangGraph's own input handling (no app node ran)."""
+    if metadata.get("source") == "input":
+        return True
+    return bool(pending) and all(w["task_path"].endswith(START_TASK) for w in pending)
 
 
 class GraphrunCheckpointer(BaseCheckpointSaver[str]):
@@ -189,32 +235,43 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
             "metadata_type": meta_type,
             "metadata": meta_blob,
         }
-        execution = _execution(config)
-        if execution is not None:
-            execution.fresh = False
-        db = self.db
-
-        def job(conn: Connection) -> None:
-            if execution is not None:
-                runs_store.fence_checkpoint(
-                    db,
-                    conn,
-                    execution.fence,
-                    # Only the root graph's checkpoints mark the run's progress.
-                    checkpoint_id=checkpoint["id"] if not checkpoint_ns else None,
-                    lease_ttl_s=execution.lease_ttl_s,
-                )
-                flush(db, conn, execution)
-            db.execute_raw(conn, _upsert_checkpoint(db), row)
-
-        await db.write(job)
-        return {
+        saved: RunnableConfig = {
             "configurable": {
                 "thread_id": thread_id,
                 "checkpoint_ns": checkpoint_ns,
                 "checkpoint_id": checkpoint["id"],
             }
         }
+        execution = _execution(config)
+        if (
+            execution is not None
+            and execution.fresh
+            and _before_app_code(metadata, execution.pending_writes)
+        ):
+            execution.deferred.append(row)
+            return saved
+        taken = execution.take() if execution is not None else None
+        if execution is not None:
+            execution.fresh = False
+        db = self.db
+
+        def job(conn: Connection) -> None:
+            if execution is not None and taken is not None:
+                runs_store.fence_checkpoint(
+                    db,
+                    conn,
+                    execution.fence,
+                    # Only the root graph's checkpoints mark the run's progress.
+                    checkpoint_id=checkpoint["id"]
+                    if not checkpoint_ns
+                    else taken.root_checkpoint_id,
+                    lease_ttl_s=execution.lease_ttl_s,
+                )
+                flush(db, conn, taken)
+            db.execute_raw(conn, _upsert_checkpoint(db), row)
+
+        await db.write(job)
+        return saved
 
     async def aput_writes(
         self,
@@ -301,8 +358,14 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         thread_id = str(conf["thread_id"])
         checkpoint_ns = conf.get("checkpoint_ns", "")
         execution = _execution(config)
-        if execution is not None and execution.fresh:
-            return None
+        if execution is not None:
+            deferred = execution.deferred_checkpoint(checkpoint_ns, get_checkpoint_id(config))
+            if deferred is not None:
+                return self._tuple(
+                    deferred, _buffered(execution, checkpoint_ns, deferred["checkpoint_id"])
+                )
+            if execution.fresh:
+                return None
         query = select(checkpoints).where(
             checkpoints.c.thread_id == thread_id, checkpoints.c.checkpoint_ns == checkpoint_ns
         )
