@@ -94,6 +94,18 @@ async def test_resume_without_a_local_worker_queues_the_run_for_any_worker(
         assert done.output["approved"] is True
 
 
+async def test_wait_sees_a_run_that_another_engine_completes(make_engine: EngineFactory) -> None:
+    async with (
+        make_engine(EXAMPLES / "orders", run_worker=False) as observer,
+        make_engine(EXAMPLES / "orders") as worker,
+    ):
+        run = await observer.start("orders.fulfil", SMALL_ORDER)
+        assert run.status is RunStatus.QUEUED
+        assert worker.worker is not None
+        done = await observer.wait(run.id, timeout=30)
+        assert done.status is RunStatus.COMPLETED
+
+
 async def test_rejected_approval_takes_the_other_branch(make_engine: EngineFactory) -> None:
     async with make_engine(EXAMPLES / "orders") as engine:
         run = await engine.wait((await engine.start("orders.fulfil", BIG_ORDER)).id, timeout=30)

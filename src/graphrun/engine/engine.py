@@ -271,9 +271,13 @@ class Engine:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         run_id = _parse_run_id(run_id)
+        # First look: a run this process keeps in flight needs no read (it is waited on
+        # anyway); every later look reads, since another process may have moved the run.
+        known = self.notifier.in_flight(run_id)
         with self.notifier.listen(run_id) as listener:
             while True:
-                run = listener.take() or self.notifier.in_flight(run_id) or await self.get(run_id)
+                run = listener.take() or known or await self.get(run_id)
+                known = None
                 if run.status not in IN_FLIGHT:
                     return run
                 pause = self.settings.poll_interval_s
