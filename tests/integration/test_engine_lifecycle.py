@@ -273,3 +273,30 @@ async def test_list_runs_filters_by_status_workflow_and_time(make_engine: Engine
             await engine.list_runs(status="sleeping")
         with pytest.raises(ValidationFailed):
             await engine.list_runs(limit=10**9)
+
+
+async def test_a_plain_langgraph_interrupt_works_unchanged(make_engine: EngineFactory) -> None:
+    async with make_engine("plain") as engine:
+        run = await engine.wait(
+            (await engine.start("plain.ask", {"question": "why?"})).id, timeout=30
+        )
+        assert run.status is RunStatus.WAITING
+        (waiting,) = run.waiting_for
+        assert (waiting.kind, waiting.prompt, waiting.schema) == ("input", {"please": "why?"}, None)
+        await engine.resume(run.id, ["any", "json", 1])
+        done = await engine.wait(run.id, timeout=30)
+        assert done.output == {"question": "why?", "answer": ["any", "json", 1]}
+
+
+async def test_a_declared_input_model_validates_the_input(make_engine: EngineFactory) -> None:
+    async with make_engine("plain") as engine:
+        schema = engine.registry.get("plain.typed")
+        assert schema is not None
+        assert schema.input_schema["title"] == "TypedInput"
+        with pytest.raises(ValidationFailed) as info:
+            await engine.start("plain.typed", {"name": "", "count": 11})
+        assert {e["pointer"] for e in info.value.errors} == {"/name", "/count"}
+        run = await engine.wait(
+            (await engine.start("plain.typed", {"name": "ada", "count": 2})).id, timeout=30
+        )
+        assert run.output["greeting"] == "hello ada hello ada"
