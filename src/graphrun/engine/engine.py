@@ -6,7 +6,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -211,32 +212,21 @@ class Engine:
             version = record.version
             validation.validate_with_schema(input, record.input_schema, what="input")
             normalized = input
-        # A local worker with room claims the run in the insert itself: one transaction, and
-        # no wait for the claim loop.
-        worker = self._worker
-        local = worker is not None and worker.serves(workflow) and worker.reserve()
-        try:
-            run, created = await runs_store.insert(
-                self.db,
-                runs_store.NewRun(
-                    id=self._ids.new(),
-                    workflow=workflow,
-                    definition_version=version,
-                    input=normalized,
-                    input_hash=validation.canonical_hash(normalized),
-                    idempotency_key=idempotency_key,
-                    claim_for=self.settings.worker_id if local else None,
-                    lease_ttl_s=self.settings.lease_ttl_s,
-                ),
-            )
-        except BaseException:
-            if local and worker is not None:
-                worker.adopt(None)
-            raise
-        if local and worker is not None:
-            worker.adopt(run if created else None)
-        elif created and worker is not None:
-            worker.wake()
+        new = runs_store.NewRun(
+            id=self._ids.new(),
+            workflow=workflow,
+            definition_version=version,
+            input=normalized,
+            input_hash=validation.canonical_hash(normalized),
+            idempotency_key=idempotency_key,
+            lease_ttl_s=self.settings.lease_ttl_s,
+        )
+        run, created = await self._claiming(
+            workflow,
+            lambda claim_for: runs_store.insert(self.db, replace(new, claim_for=claim_for)),
+        )
+        if created and run.status is RunStatus.QUEUED and self._worker is not None:
+            self._worker.wake()
         if created:
             self.notifier.notify(run.id, run)
         return run
@@ -475,9 +465,8 @@ class Engine:
         extra_events: Collection[tuple[str, dict[str, Any]]] = (),
     ) -> Run:
         """Queue ``run`` again; a local worker with room claims it in the same transaction."""
-        worker = self._worker
-        local = worker is not None and worker.serves(run.workflow) and worker.reserve()
-        try:
+
+        async def write(claim_for: str | None) -> tuple[Run, bool]:
             changed = await runs_store.transition(
                 self.db,
                 run.id,
@@ -486,17 +475,38 @@ class Engine:
                 values={**values, "status": RunStatus.QUEUED},
                 seen_version=run.version,
                 extra_events=extra_events,
-                claim_for=self.settings.worker_id if local else None,
+                claim_for=claim_for,
                 lease_ttl_s=self.settings.lease_ttl_s,
             )
-        except BaseException:
-            if local and worker is not None:
-                worker.adopt(None)
-            raise
-        if local and worker is not None:
-            worker.adopt(changed)
+            return changed, True
+
+        changed, _ = await self._claiming(run.workflow, write)
         self._changed(changed)
         return changed
+
+    async def _claiming(
+        self, workflow: str, write: Callable[[str | None], Awaitable[tuple[Run, bool]]]
+    ) -> tuple[Run, bool]:
+        """Make a write that a local worker with room claims the run in (no claim round trip).
+
+        ``write(claim_for)`` returns the run and whether it changed. The worker adopts what
+        the write claimed even when the caller is cancelled meanwhile: the write commits
+        regardless, and a claimed run nobody executes would sit until its lease expired.
+        """
+        worker = self._worker
+        local = worker is not None and worker.serves(workflow) and worker.reserve()
+        task = asyncio.ensure_future(write(self.settings.worker_id if local else None))
+        if local and worker is not None:
+
+            def adopt(done: asyncio.Future[tuple[Run, bool]]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    worker.adopt(None)
+                else:
+                    run, changed = done.result()
+                    worker.adopt(run if changed and run.status is RunStatus.RUNNING else None)
+
+            task.add_done_callback(adopt)
+        return await asyncio.shield(task)
 
     def _changed(self, run: Run) -> None:
         self.notifier.notify(run.id, run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,19 @@ def _error_info(exc: BaseException, node: str | None) -> dict[str, Any]:
     }
 
 
-_LEAVE_LEASE = {"lease_owner": None, "lease_expires_at": None, "cancel_requested": False}
+@dataclass(frozen=True)
+class Outcome:
+    """How an execution ends: the transition to make, and with what."""
+
+    action: str
+    values: dict[str, Any]
+    #: A cancel requested meanwhile turns this (non-terminal) outcome into ``cancelled``.
+    cancel_wins: bool = False
+
+
+_LEAVE_LEASE = {"lease_owner": None, "lease_expires_at": None}
+RETRY_FIRST_S = 0.05  # seconds before retrying a final write the database refused
+RETRY_MAX_S = 2.0  # seconds between retries at most
 
 
 class Executor:
@@ -102,9 +115,15 @@ class Executor:
         self.db = db
         self.settings = settings
         self.notifier = notifier
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def execute(self, handle: Handle, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
-        """Run ``handle.run`` until it waits, ends, fails, or the worker stops it."""
+        """Run ``handle.run`` until it waits, ends, fails, or the worker stops it.
+
+        Whatever happens, the execution ends in one fenced transition (or, when the lease
+        was lost, in none); if the database refuses that write for longer than the lease
+        lives, the lease expires and the run goes back to the queue.
+        """
         run = handle.run
         execution = checkpoints.Execution(
             fence=runs_store.Fence(
@@ -117,6 +136,39 @@ class Executor:
             "configurable": {"thread_id": run.id, checkpoints.EXECUTION_KEY: execution},
             "recursion_limit": RECURSION_LIMIT,
         }
+        outcome: Outcome | None
+        try:
+            outcome = await self._run(run, graph, config, execution)
+        except errors.LeaseLost:
+            logger.warning("lease lost on run %s", run.id, extra={"action": "lease_lost"})
+            return
+        except asyncio.CancelledError:
+            if handle.stop_reason is None:
+                raise
+            outcome = _stopped(handle.stop_reason)
+        if outcome is None:
+            return
+        # The final write outlives a cancellation of this task (shutdown): it is the run's
+        # state, and the database drains it before closing.
+        finishing = asyncio.create_task(
+            self._finish(run, execution, outcome), name=f"graphrun-finish-{run.id}"
+        )
+        self._finishing.add(finishing)
+        finishing.add_done_callback(self._finishing.discard)
+        await asyncio.shield(finishing)
+
+    async def drain(self) -> None:
+        """Wait for final writes still in progress (on shutdown)."""
+        if self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+
+    async def _run(
+        self,
+        run: Run,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        config: Any,
+        execution: checkpoints.Execution,
+    ) -> Outcome:
         graph_input: Any
         if run.checkpoint_id is None:
             graph_input = run.input
@@ -140,84 +192,83 @@ class Executor:
                         execution.pending_events.append(("node", {"node": node}))
                 self.notifier.notify(run.id, progress_only=True)
         except errors.LeaseLost:
-            logger.warning("lease lost on run %s", run.id, extra={"action": "lease_lost"})
-            return
-        except asyncio.CancelledError:
-            if handle.stop_reason is None:
-                raise
-            await self._stopped(handle, execution)
-            return
+            raise
+        except errors.StorageError as exc:
+            # The database failed, not the run: give it back to the queue to continue later.
+            logger.warning(
+                "run %s released after a storage error: %s",
+                run.id,
+                exc,
+                extra={"action": "storage_error"},
+            )
+            return Outcome("release", {"status": RunStatus.QUEUED}, cancel_wins=True)
         except Exception as exc:
-            await self._failed(run, graph, config, execution, exc)
-            return
+            return await self._failed(run, graph, config, exc)
         if interrupted:
-            await self._waiting(run, graph, config, execution)
-        else:
-            await self._completed(run, execution, values)
+            return await self._waiting(graph, config)
+        return _completed(values)
 
-    async def _finish(
-        self,
-        run: Run,
-        execution: checkpoints.Execution,
-        action: str,
-        values: dict[str, Any],
-    ) -> None:
+    async def _finish(self, run: Run, execution: checkpoints.Execution, outcome: Outcome) -> None:
         db = self.db
         taken = execution.take()
+        values = {**outcome.values, **_LEAVE_LEASE}
+        if not outcome.cancel_wins:
+            values["cancel_requested"] = False
         if taken.root_checkpoint_id is not None:
             # Deferred checkpoints commit now: the run's progress marker moves with them.
-            values = {**values, "checkpoint_id": taken.root_checkpoint_id}
+            values["checkpoint_id"] = taken.root_checkpoint_id
 
         def flush(conn: Connection) -> None:
             checkpoints.flush(db, conn, taken)
 
+        delay = RETRY_FIRST_S
+        deadline = time.monotonic() + self.settings.lease_ttl_s
         run_after: Run | None = None
         try:
-            run_after = await runs_store.transition(
-                db,
-                run.id,
-                action=action,
-                allowed=(RunStatus.RUNNING,),
-                values={**values, **_LEAVE_LEASE},
-                fence=execution.fence,
-                before=flush,
-            )
-        except errors.LeaseLost:
+            while True:
+                try:
+                    run_after = await runs_store.transition(
+                        db,
+                        run.id,
+                        action=outcome.action,
+                        allowed=(RunStatus.RUNNING,),
+                        values=values,
+                        fence=execution.fence,
+                        before=flush,
+                        cancel_wins=outcome.cancel_wins,
+                    )
+                    return
+                except errors.StorageError as exc:
+                    if time.monotonic() + delay > deadline or str(exc) == "The database is closed.":
+                        # Give up: the lease expires and the reaper requeues the run.
+                        logger.error(
+                            "could not record %s of run %s: %s",
+                            outcome.action,
+                            run.id,
+                            exc,
+                            extra={"action": "finish_failed"},
+                        )
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(RETRY_MAX_S, delay * 2)
+        except (errors.LeaseLost, errors.TransitionConflict) as exc:
             logger.warning(
-                "lease lost on run %s before %s", run.id, action, extra={"action": "lease_lost"}
+                "run %s: %s not recorded: %s",
+                run.id,
+                outcome.action,
+                exc,
+                extra={"action": "lease_lost"},
             )
         finally:
             self.notifier.notify(run.id, run_after)
 
-    async def _waiting(
-        self,
-        run: Run,
-        graph: CompiledStateGraph[Any, Any, Any, Any],
-        config: Any,
-        execution: checkpoints.Execution,
-    ) -> None:
+    async def _waiting(self, graph: CompiledStateGraph[Any, Any, Any, Any], config: Any) -> Outcome:
         state = await graph.aget_state(config)
         waiting = [_waiting_on(i.id, i.value).to_json() for i in state.interrupts]
-        await self._finish(
-            run,
-            execution,
+        return Outcome(
             "wait",
             {"status": RunStatus.WAITING, "waiting_for": waiting, "resume": None},
-        )
-
-    async def _completed(self, run: Run, execution: checkpoints.Execution, values: Any) -> None:
-        try:
-            output = to_jsonable_python(values)
-            validation.check_json(output, what="final state")
-        except (errors.ValidationFailed, ValueError, TypeError) as exc:
-            error = _error_info(errors.SerializationError(f"Final state is not JSON: {exc}"), None)
-            await self._finish(run, execution, "fail", {"status": RunStatus.FAILED, "error": error})
-            return
-        await self._finish(
-            run,
-            execution,
-            "complete",
-            {"status": RunStatus.COMPLETED, "output": output, "waiting_for": None, "error": None},
+            cancel_wins=True,
         )
 
     async def _failed(
@@ -225,9 +276,8 @@ class Executor:
         run: Run,
         graph: CompiledStateGraph[Any, Any, Any, Any],
         config: Any,
-        execution: checkpoints.Execution,
         exc: Exception,
-    ) -> None:
+    ) -> Outcome:
         node = None
         try:
             state = await graph.aget_state(config)
@@ -235,16 +285,28 @@ class Executor:
         except Exception:  # the error itself may make the state unreadable
             logger.debug("could not read state of failed run %s", run.id, exc_info=True)
         logger.info("run %s failed in %s: %r", run.id, node, exc, extra={"action": "run_failed"})
-        await self._finish(
-            run,
-            execution,
+        return Outcome(
             "fail",
             {"status": RunStatus.FAILED, "error": _error_info(exc, node), "waiting_for": None},
         )
 
-    async def _stopped(self, handle: Handle, execution: checkpoints.Execution) -> None:
-        run = handle.run
-        if handle.stop_reason == "cancel":
-            await self._finish(run, execution, "cancel", {"status": RunStatus.CANCELLED})
-        elif handle.stop_reason == "shutdown":
-            await self._finish(run, execution, "release", {"status": RunStatus.QUEUED})
+
+def _completed(values: Any) -> Outcome:
+    try:
+        output = to_jsonable_python(values)
+        validation.check_json(output, what="final state")
+    except (errors.ValidationFailed, ValueError, TypeError) as exc:
+        error = _error_info(errors.SerializationError(f"Final state is not JSON: {exc}"), None)
+        return Outcome("fail", {"status": RunStatus.FAILED, "error": error})
+    return Outcome(
+        "complete",
+        {"status": RunStatus.COMPLETED, "output": output, "waiting_for": None, "error": None},
+    )
+
+
+def _stopped(reason: str) -> Outcome | None:
+    if reason == "cancel":
+        return Outcome("cancel", {"status": RunStatus.CANCELLED})
+    if reason == "shutdown":
+        return Outcome("release", {"status": RunStatus.QUEUED}, cancel_wins=True)
+    return None  # lease lost: another worker owns the run now

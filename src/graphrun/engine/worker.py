@@ -56,10 +56,13 @@ class Worker:
         self._reserved = 0
         self._wakeup = asyncio.Event()
         self._stopping = False
-        self._side_tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
         self._force = asyncio.Event()
+        self._unreserved = asyncio.Event()
+        self._unreserved.set()
+        self._claim_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     @property
     def active_runs(self) -> list[str]:
@@ -81,10 +84,10 @@ class Worker:
             workflows=self.graphs,
         )
         await runs_store.requeue_expired(self.db)
-        self._side_tasks = [
-            asyncio.create_task(self._claim_loop(), name="graphrun-claim"),
-            asyncio.create_task(self._heartbeat_loop(), name="graphrun-heartbeat"),
-        ]
+        self._claim_task = asyncio.create_task(self._claim_loop(), name="graphrun-claim")
+        self._heartbeat_task = asyncio.create_task(
+            self._heartbeat_loop(), name="graphrun-heartbeat"
+        )
 
     def serves(self, workflow: str) -> bool:
         """Whether this worker executes runs of ``workflow``."""
@@ -95,13 +98,20 @@ class Worker:
         if self._stopping or len(self._active) + self._reserved >= self.settings.concurrency:
             return False
         self._reserved += 1
+        self._unreserved.clear()
         return True
 
     def adopt(self, run: Run | None) -> None:
-        """Use a reserved slot: execute ``run`` (claimed at start), or just free the slot."""
+        """Use a reserved slot: execute ``run`` (claimed at start), or just free the slot.
+
+        `stop` waits for reserved slots, so a run claimed while stopping is still executed
+        and then released like the others.
+        """
         self._reserved -= 1
         if run is not None:
             self._spawn(run)
+        if self._reserved == 0:
+            self._unreserved.set()
 
     def wake(self) -> None:
         """Look for queued runs now instead of at the next poll."""
@@ -110,11 +120,9 @@ class Worker:
     def stop_run(self, run_id: str, reason: str) -> bool:
         """Cancel a run executing here; ``reason`` says what the executor should record."""
         handle = self._active.get(run_id)
-        if handle is None or handle.task is None:
+        if handle is None:
             return False
-        if handle.stop_reason is None:
-            handle.stop_reason = reason
-            handle.task.cancel()
+        _stop(handle, reason)
         return True
 
     def force_stop(self) -> None:
@@ -122,13 +130,16 @@ class Worker:
         self._force.set()
 
     async def stop(self, grace_s: float = 0.0) -> None:
-        """Stop claiming; let runs finish for ``grace_s``, then release the rest to the queue."""
+        """Stop claiming; let runs finish for ``grace_s``, then release the rest to the queue.
+
+        Heartbeats go on until every run has finished or been released, so a run still
+        draining is never taken over by another worker.
+        """
         self._stopping = True
-        for task in self._side_tasks:
-            task.cancel()
-        for task in self._side_tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self.wake()
+        if self._claim_task is not None:
+            await self._claim_task  # ends after its current claim; claimed runs are spawned
+        await self._unreserved.wait()
         if self._active and grace_s > 0 and not self._force.is_set():
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._idle, self._force)]
             await asyncio.wait(waiters, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
@@ -139,6 +150,11 @@ class Worker:
         pending = [h.task for h in self._active.values() if h.task is not None]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.executor.drain()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
         with contextlib.suppress(errors.StorageError):
             await workers_store.unregister(self.db, self.settings.worker_id)
 
@@ -173,17 +189,21 @@ class Worker:
             await wait_for_event(self._wakeup, self.settings.poll_interval_s)
 
     def _spawn(self, run: Run) -> None:
+        # Claimed again (its lease had expired): the old execution must write nothing more.
+        self.stop_run(run.id, "lease_lost")
         handle = Handle(run=run)
         self._active[run.id] = handle
         self._idle.clear()
         handle.task = asyncio.create_task(
             self.executor.execute(handle, self.graphs[run.workflow]), name=f"graphrun-run-{run.id}"
         )
-        handle.task.add_done_callback(functools.partial(self._done, run.id))
+        handle.task.add_done_callback(functools.partial(self._done, handle))
 
-    def _done(self, run_id: str, task: asyncio.Task[None]) -> None:
+    def _done(self, handle: Handle, task: asyncio.Task[None]) -> None:
+        run_id = handle.run.id
         was_full = len(self._active) + self._reserved >= self.settings.concurrency
-        self._active.pop(run_id, None)
+        if self._active.get(run_id) is handle:
+            del self._active[run_id]
         if not self._active:
             self._idle.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
@@ -199,7 +219,8 @@ class Worker:
     # -- leases --------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while not self._stopping:
+        # Runs until `stop` cancels it, after the last run has finished or been released.
+        while True:
             await asyncio.sleep(self.settings.heartbeat_interval_s)
             try:
                 await self._heartbeat()
@@ -207,18 +228,30 @@ class Worker:
                 logger.warning("heartbeat failed: %s", exc, extra={"action": "heartbeat_failed"})
 
     async def _heartbeat(self) -> None:
+        handles = dict(self._active)
         held = {
             lease.run_id: lease
             for lease in await runs_store.heartbeat(
-                self.db, owner=self.settings.worker_id, lease_ttl_s=self.settings.lease_ttl_s
+                self.db,
+                owner=self.settings.worker_id,
+                run_ids=list(handles),
+                lease_ttl_s=self.settings.lease_ttl_s,
             )
         }
-        for run_id, handle in list(self._active.items()):
+        for run_id, handle in handles.items():
             lease = held.get(run_id)
             if lease is None or lease.epoch != handle.run.lease_epoch:
                 # Finished meanwhile, or taken over: either way nothing more may be written.
-                self.stop_run(run_id, "lease_lost")
+                _stop(handle, "lease_lost")
             elif lease.cancel_requested:
-                self.stop_run(run_id, "cancel")
+                _stop(handle, "cancel")
         if await runs_store.requeue_expired(self.db):
             self.wake()
+
+
+def _stop(handle: Handle, reason: str) -> None:
+    """Cancel one execution, recording why; the first reason given stands."""
+    if handle.task is None or handle.task.done() or handle.stop_reason is not None:
+        return
+    handle.stop_reason = reason
+    handle.task.cancel()

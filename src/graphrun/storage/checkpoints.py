@@ -380,7 +380,7 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
                 return None
             key = (checkpoint_ns, row["checkpoint_id"])
             writes = self._writes_for(conn, thread_id, [key]).get(key, [])
-            return self._tuple(row, writes + _buffered(execution, *key))
+            return self._tuple(row, _merge_writes(writes, _buffered(execution, *key)))
 
         return await self.db.read(read)
 
@@ -505,6 +505,18 @@ def _list_query(config: RunnableConfig | None) -> Any:
 
 def _write_key(row: dict[str, Any]) -> tuple[str, str, str, int]:
     return (row["checkpoint_ns"], row["checkpoint_id"], row["task_id"], row["idx"])
+
+
+def _merge_writes(
+    stored: list[dict[str, Any]], buffered: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Stored writes overlaid with buffered ones, as committing them would leave the table."""
+    merged = {(w["task_id"], w["idx"]): w for w in stored}
+    for w in buffered:
+        key = (w["task_id"], w["idx"])
+        if key not in merged or w["channel"] in WRITES_IDX_MAP:
+            merged[key] = w
+    return list(merged.values())
 
 
 def _buffered(execution: Execution | None, ns: str, checkpoint_id: str) -> list[dict[str, Any]]:

@@ -254,7 +254,8 @@ class Database:
         if self._writer_task is not None:
             self._closing = True
             self._work.set()
-            await self._writer_task
+            # Shielded: a cancelled close must not cancel the writer mid-batch.
+            await asyncio.shield(self._writer_task)
             self._writer_task = None
         if self._writer_conn is not None:
             self._writer_conn.close()
@@ -445,12 +446,14 @@ def _run_jobs(
         driver.execute("SAVEPOINT job")
         try:
             result = pending.job(conn)
-        except (DBAPIError, sqlite3.Error) as exc:
-            driver.execute("ROLLBACK TO job")
-            outcomes.append((pending, None, _storage_error(exc)))
         except Exception as exc:
+            if not driver.in_transaction:
+                # SQLite aborted the whole transaction (disk full, I/O error): every job of
+                # the batch fails with the cause.
+                raise
             driver.execute("ROLLBACK TO job")
-            outcomes.append((pending, None, exc))
+            failure = _storage_error(exc) if isinstance(exc, DBAPIError | sqlite3.Error) else exc
+            outcomes.append((pending, None, failure))
         else:
             outcomes.append((pending, result, None))
         driver.execute("RELEASE job")

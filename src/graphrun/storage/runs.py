@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 
 from graphrun import errors
 
@@ -37,7 +37,6 @@ __all__ = (
     "heartbeat",
     "insert",
     "list_page",
-    "release",
     "requeue_expired",
     "transition",
 )
@@ -214,6 +213,7 @@ async def transition(
     before: Callable[[Connection], None] | None = None,
     claim_for: str | None = None,
     lease_ttl_s: float = 0.0,
+    cancel_wins: bool = False,
 ) -> Run:
     """Apply one compare-and-set transition and record its event.
 
@@ -229,6 +229,8 @@ async def transition(
         claim_for: For a change to ``queued``: claim the run for this worker instead, in the
             same statement (a local worker with room), under a new lease epoch.
         lease_ttl_s: The lease's lifetime with ``claim_for``.
+        cancel_wins: For a change to a non-terminal status: if a cancel was requested
+            meanwhile, the run becomes ``cancelled`` instead.
         before: An optional function ``f(conn)`` run first in the transaction
             (e.g. flushing buffered checkpoint writes), so it commits or fails with the change.
 
@@ -253,6 +255,7 @@ async def transition(
             extra_events=extra_events,
             claim_for=claim_for,
             lease_ttl_s=lease_ttl_s,
+            cancel_wins=cancel_wins,
         )
 
     return await db.write(job)
@@ -271,6 +274,7 @@ def transition_in(
     extra_events: Collection[tuple[str, dict[str, Any]]] = (),
     claim_for: str | None = None,
     lease_ttl_s: float = 0.0,
+    cancel_wins: bool = False,
 ) -> Run:
     """`transition` inside a write transaction the caller already holds."""
     now = db.now()
@@ -286,16 +290,13 @@ def transition_in(
     if claimed:
         status = RunStatus.RUNNING
         new_values |= {
-            "status": status,
             "lease_owner": claim_for,
             "lease_epoch": runs.c.lease_epoch + 1,
             "lease_expires_at": now + lease_ttl_s,
             "attempts": runs.c.attempts + 1,
         }
     if isinstance(status, RunStatus):
-        new_values["status"] = status.value
-        if status.terminal:
-            new_values.setdefault("finished_at", now)
+        new_values |= _status_values(status, now, cancel_wins=cancel_wins)
     stmt = (
         update(runs)
         .where(*conditions)
@@ -322,8 +323,24 @@ def transition_in(
         rows.append((run_id, "status", {"status": "running", "attempt": run.attempts}))
     elif status is not None:
         rows.append((run_id, "status", {"status": run.status.value}))
+    if cancel_wins and run.status is RunStatus.CANCELLED:
+        rows.append((run_id, "cancelled", {"while": values.get("status", "")}))
     events.append(db, conn, rows)
     return run
+
+
+def _status_values(status: RunStatus, now: Any, *, cancel_wins: bool) -> dict[str, Any]:
+    """Column values for a change to ``status``."""
+    if status.terminal:
+        return {"status": status.value, "finished_at": now}
+    if not cancel_wins:
+        return {"status": status.value}
+    # A cancel requested meanwhile (e.g. while the worker was stopping) still wins.
+    requested = runs.c.cancel_requested.is_(True)
+    return {
+        "status": case((requested, RunStatus.CANCELLED.value), else_=status.value),
+        "finished_at": case((requested, now), else_=None),
+    }
 
 
 def fence_checkpoint(
@@ -429,14 +446,26 @@ class HeldLease:
     cancel_requested: bool
 
 
-async def heartbeat(db: Database, *, owner: str, lease_ttl_s: float) -> list[HeldLease]:
-    """Extend every lease ``owner`` holds, in one statement; report the ones it still holds."""
+async def heartbeat(
+    db: Database, *, owner: str, run_ids: Collection[str], lease_ttl_s: float
+) -> list[HeldLease]:
+    """Extend the leases ``owner`` holds on ``run_ids`` (the runs it is executing).
+
+    Leases of runs the worker holds but no longer executes are left to expire, so the
+    reaper gives those runs back to the queue.
+    """
+    if not run_ids:
+        return []
 
     def job(conn: Connection) -> list[HeldLease]:
-        # ix_runs_lease_owner: touches only this worker's runs.
+        # Primary-key lookups, limited to this worker's leases.
         stmt = (
             update(runs)
-            .where(runs.c.lease_owner == owner, runs.c.status == RunStatus.RUNNING.value)
+            .where(
+                runs.c.id.in_(list(run_ids)),
+                runs.c.lease_owner == owner,
+                runs.c.status == RunStatus.RUNNING.value,
+            )
             .values(lease_expires_at=db.now() + lease_ttl_s)
             .returning(runs.c.id, runs.c.lease_epoch, runs.c.cancel_requested)
         )
@@ -494,43 +523,5 @@ async def requeue_expired(db: Database) -> list[str]:
             + [(i, "status", {"status": "queued", "reason": "lease_expired"}) for i in requeued],
         )
         return requeued + cancelled_ids
-
-    return await db.write(job)
-
-
-async def release(db: Database, fences: Collection[Fence]) -> list[str]:
-    """Give runs back to the queue on shutdown, if their lease is still ours."""
-    if not fences:
-        return []
-
-    def job(conn: Connection) -> list[str]:
-        released: list[str] = []
-        now = db.now()
-        for fence in fences:
-            row = (
-                conn.execute(
-                    update(runs)
-                    .where(
-                        runs.c.id == fence.run_id,
-                        runs.c.status == RunStatus.RUNNING.value,
-                        runs.c.lease_owner == fence.owner,
-                        runs.c.lease_epoch == fence.epoch,
-                    )
-                    .values(
-                        status=RunStatus.QUEUED.value,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        version=runs.c.version + 1,
-                        updated_at=now,
-                    )
-                    .returning(runs.c.id)
-                )
-            ).scalar()
-            if row is not None:
-                released.append(row)
-        events.append(
-            db, conn, [(i, "status", {"status": "queued", "reason": "released"}) for i in released]
-        )
-        return released
 
     return await db.write(job)

@@ -173,19 +173,48 @@ async def test_heartbeat_extends_only_the_owners_leases(db: Database) -> None:
         await runs_store.insert(db, new_run())
     mine = await claim_one(db, "w1", ttl=5)
     other = await claim_one(db, "w2", ttl=5)
-    held = await runs_store.heartbeat(db, owner="w1", lease_ttl_s=60)
+    held = await runs_store.heartbeat(db, owner="w1", run_ids=[mine.id, other.id], lease_ttl_s=60)
     assert [(h.run_id, h.epoch, h.cancel_requested) for h in held] == [(mine.id, 1, False)]
     refreshed = await runs_store.get_many(db, [mine.id, other.id])
     assert refreshed[mine.id].lease_expires_at > mine.lease_expires_at  # type: ignore[operator]
     assert refreshed[other.id].lease_expires_at == other.lease_expires_at
 
 
-async def test_release_requeues_only_runs_still_leased_to_us(db: Database) -> None:
+async def test_a_requested_cancel_wins_over_release_and_wait(db: Database) -> None:
+    for target in (RunStatus.QUEUED, RunStatus.WAITING):
+        await runs_store.insert(db, new_run())
+        run = await claim_one(db)
+        fence = runs_store.Fence(run_id=run.id, owner="w1", epoch=run.lease_epoch)
+        await runs_store.transition(
+            db,
+            run.id,
+            action="cancel",
+            allowed=(RunStatus.RUNNING,),
+            values={"cancel_requested": True},
+        )
+        ended = await runs_store.transition(
+            db,
+            run.id,
+            action="release",
+            allowed=(RunStatus.RUNNING,),
+            values={"status": target, "lease_owner": None},
+            fence=fence,
+            cancel_wins=True,
+        )
+        assert ended.status is RunStatus.CANCELLED
+        assert ended.finished_at is not None
     await runs_store.insert(db, new_run())
     run = await claim_one(db)
-    fence = runs_store.Fence(run_id=run.id, owner="w1", epoch=run.lease_epoch)
-    assert await runs_store.release(db, [fence]) == [run.id]
-    assert await runs_store.release(db, [fence]) == []
+    kept = await runs_store.transition(
+        db,
+        run.id,
+        action="release",
+        allowed=(RunStatus.RUNNING,),
+        values={"status": RunStatus.QUEUED},
+        cancel_wins=True,
+    )
+    assert kept.status is RunStatus.QUEUED
+    assert kept.finished_at is None
 
 
 async def test_list_page_filters_and_paginates_newest_first(db: Database) -> None:

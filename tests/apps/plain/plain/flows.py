@@ -38,3 +38,20 @@ typed = StateGraph(TypedState)
 typed.add_node("greet", greet)
 typed.add_edge(START, "greet")
 typed.add_edge("greet", END)
+
+
+class TwiceState(TypedDict):
+    first: NotRequired[Any]
+    second: NotRequired[Any]
+
+
+def ask_twice(state: TwiceState) -> dict[str, Any]:
+    first = interrupt("first?")
+    second = interrupt("second?")
+    return {"first": first, "second": second}
+
+
+twice = StateGraph(TwiceState)
+twice.add_node("ask", ask_twice)
+twice.add_edge(START, "ask")
+twice.add_edge("ask", END)
