@@ -29,7 +29,6 @@ from .authoring import INTERRUPT_MARKER
 if TYPE_CHECKING:
     from langgraph.graph import StateGraph
     from langgraph.graph.state import CompiledStateGraph
-    from sqlalchemy.engine import Connection
 
     from graphrun.config import Settings
     from graphrun.storage import Database
@@ -218,9 +217,6 @@ class Executor:
             # Deferred checkpoints commit now: the run's progress marker moves with them.
             values["checkpoint_id"] = taken.root_checkpoint_id
 
-        def flush(conn: Connection) -> None:
-            checkpoints.flush(db, conn, taken)
-
         delay = RETRY_FIRST_S
         deadline = time.monotonic() + self.settings.lease_ttl_s
         run_after: Run | None = None
@@ -234,7 +230,7 @@ class Executor:
                         allowed=(RunStatus.RUNNING,),
                         values=values,
                         fence=execution.fence,
-                        before=flush,
+                        before=checkpoints.committing(db, taken),
                         cancel_wins=outcome.cancel_wins,
                     )
                     return

@@ -177,9 +177,14 @@ class Worker:
                         lease_ttl_s=self.settings.lease_ttl_s,
                     )
                     backoff = 0.0
-                except errors.StorageError as exc:
+                except Exception as exc:  # the worker outlives any one failed claim
                     backoff = min(MAX_BACKOFF_S, backoff * 2 or self.settings.poll_interval_s)
-                    logger.warning("claim failed: %s", exc, extra={"action": "claim_failed"})
+                    logger.warning(
+                        "claim failed: %s",
+                        exc,
+                        exc_info=not isinstance(exc, errors.StorageError),
+                        extra={"action": "claim_failed"},
+                    )
                     await asyncio.sleep(backoff)
                     continue
                 for run in claimed:
@@ -224,8 +229,13 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_interval_s)
             try:
                 await self._heartbeat()
-            except errors.StorageError as exc:
-                logger.warning("heartbeat failed: %s", exc, extra={"action": "heartbeat_failed"})
+            except Exception as exc:  # a missed heartbeat is retried at the next one
+                logger.warning(
+                    "heartbeat failed: %s",
+                    exc,
+                    exc_info=not isinstance(exc, errors.StorageError),
+                    extra={"action": "heartbeat_failed"},
+                )
 
     async def _heartbeat(self) -> None:
         handles = dict(self._active)

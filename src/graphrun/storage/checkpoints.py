@@ -15,7 +15,7 @@ conformance suite) every call is its own transaction.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ __all__ = (
     "Execution",
     "Flush",
     "GraphrunCheckpointer",
+    "committing",
     "flush",
     "strict_serializer",
 )
@@ -189,6 +190,11 @@ def flush(db: Database, conn: Connection, taken: Flush) -> None:
         _insert_writes(db, conn, taken.writes)
     if taken.events:
         events.append(db, conn, [(taken.run_id, k, d) for k, d in taken.events])
+
+
+def committing(db: Database, taken: Flush) -> Callable[[Connection], None]:
+    """`flush` as the ``before`` step of a run transition: the rows commit with it."""
+    return lambda conn: flush(db, conn, taken)
 
 
 def _before_app_code(metadata: CheckpointMetadata, pending: list[dict[str, Any]]) -> bool:

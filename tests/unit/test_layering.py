@@ -1,0 +1,47 @@
+"""The dependency rule (DESIGN.md section 4), checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[2] / "src" / "graphrun"
+#: What each layer may import from graphrun's own packages.
+ALLOWED = {
+    "storage": {"storage"},
+    "apps": {"apps"},
+    "engine": {"engine", "apps", "storage"},
+    "cli": {"cli", "engine", "apps", "storage"},
+}
+SHARED = {"errors", "types", "config", "validation", "ids"}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layers_import_only_downwards(layer: str) -> None:
+    for path in (SRC / layer).rglob("*.py"):
+        for name in imports(path):
+            parts = name.split(".")
+            if parts[0] != "graphrun" or len(parts) < 2:
+                continue
+            assert parts[1] in ALLOWED[layer] | SHARED, f"{path.relative_to(SRC)} imports {name}"
+
+
+def test_only_storage_touches_sqlalchemy() -> None:
+    for path in SRC.rglob("*.py"):
+        if "storage" in path.relative_to(SRC).parts:
+            continue
+        bad = {n for n in imports(path) if n.split(".")[0] in {"sqlalchemy", "alembic"}}
+        assert not bad, f"{path.relative_to(SRC)} imports {bad}"
