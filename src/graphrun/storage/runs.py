@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import and_, bindparam, case, or_, select, update
 
@@ -81,37 +81,47 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
     Raises:
         IdempotencyConflict: The key started a run with a different input.
     """
+    claimed = new.claim_for is not None
 
-    def job(conn: Connection) -> tuple[Run, bool]:
+    def build() -> Any:
+        # Built once per database (and per claimed/queued shape), then only bound.
         now = db.now()
-        values: dict[str, Any] = {
-            "id": new.id,
-            "workflow": new.workflow,
-            "definition_version": new.definition_version,
-            "status": RunStatus.QUEUED.value,
-            "input": new.input,
-            "input_hash": new.input_hash,
-            "idempotency_key": new.idempotency_key,
-            "created_at": now,
-            "updated_at": now,
-        }
-        started: list[tuple[str, str, dict[str, Any]]] = [(new.id, "status", {"status": "queued"})]
-        if new.claim_for is not None:
+        columns = ("id", "workflow", "definition_version", "input", "input_hash", "idempotency_key")
+        values: dict[str, Any] = {c: bindparam(c, type_=runs.c[c].type) for c in columns}
+        values |= {"status": RunStatus.QUEUED.value, "created_at": now, "updated_at": now}
+        if claimed:
             values |= {
                 "status": RunStatus.RUNNING.value,
-                "lease_owner": new.claim_for,
+                "lease_owner": bindparam("lease_owner"),
                 "lease_epoch": 1,
-                "lease_expires_at": now + new.lease_ttl_s,
+                "lease_expires_at": now + bindparam("ttl"),
                 "attempts": 1,
             }
-            started.append((new.id, "status", {"status": "running", "attempt": 1}))
-        stmt = (
+        return (
             db.insert(runs)
             .values(**values)
             .on_conflict_do_nothing(index_elements=[runs.c.idempotency_key])
             .returning(runs)
         )
-        row = (conn.execute(stmt)).mappings().first()
+
+    params = {
+        "id": new.id,
+        "workflow": new.workflow,
+        "definition_version": new.definition_version,
+        "input": new.input,
+        "input_hash": new.input_hash,
+        "idempotency_key": new.idempotency_key,
+        "lease_owner": new.claim_for,
+        "ttl": new.lease_ttl_s,
+    }
+    started: list[tuple[str, str, dict[str, Any]]] = [(new.id, "status", {"status": "queued"})]
+    if claimed:
+        started.append((new.id, "status", {"status": "running", "attempt": 1}))
+
+    def job(conn: Connection) -> tuple[Run, bool]:
+        stmt = db.statement(f"runs.insert.{claimed}", build)
+        bound = params if claimed else _without(params, "lease_owner", "ttl")
+        row = conn.execute(stmt, bound).mappings().first()
         if row is not None:
             events.append(db, conn, started)
             return Run.from_row(row), True
@@ -140,6 +150,10 @@ async def get_many(db: Database, run_ids: Collection[str]) -> dict[str, Run]:
         return {}
     rows = await db.rows(select(runs).where(runs.c.id.in_(list(run_ids))))
     return {row["id"]: Run.from_row(row) for row in rows}
+
+
+def _without(params: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in keys}
 
 
 def _encode_cursor(run: Run) -> str:
@@ -277,45 +291,29 @@ def transition_in(
     cancel_wins: bool = False,
 ) -> Run:
     """`transition` inside a write transaction the caller already holds."""
-    now = db.now()
-    # CAS on (id, status, version[, lease]); the primary key makes it a point update.
-    conditions = [runs.c.id == run_id, runs.c.status.in_([s.value for s in allowed])]
-    if seen_version is not None:
-        conditions.append(runs.c.version == seen_version)
-    if fence is not None:
-        conditions += [runs.c.lease_owner == fence.owner, runs.c.lease_epoch == fence.epoch]
-    new_values = dict(values)
-    status = new_values.get("status")
+    status = values.get("status")
     claimed = claim_for is not None and status is RunStatus.QUEUED
-    if claimed:
-        status = RunStatus.RUNNING
-        new_values |= {
-            "lease_owner": claim_for,
-            "lease_epoch": runs.c.lease_epoch + 1,
-            "lease_expires_at": now + lease_ttl_s,
-            "attempts": runs.c.attempts + 1,
-        }
-    if isinstance(status, RunStatus):
-        new_values |= _status_values(status, now, cancel_wins=cancel_wins)
-    stmt = (
-        update(runs)
-        .where(*conditions)
-        .values(**new_values, version=runs.c.version + 1, updated_at=now)
-        .returning(runs)
+    shape = _Shape(
+        columns=tuple(sorted(k for k in values if k != "status")),
+        statuses=tuple(sorted(s.value for s in allowed)),
+        checks_version=seen_version is not None,
+        fenced=fence is not None,
+        claimed=claimed,
+        cancel_wins=cancel_wins,
+        target=RunStatus.RUNNING.value
+        if claimed
+        else (status.value if isinstance(status, RunStatus) else None),
     )
-    row = (conn.execute(stmt)).mappings().first()
+    params: dict[str, Any] = {"run_id": run_id, **{f"set_{c}": values[c] for c in shape.columns}}
+    if seen_version is not None:
+        params["seen_version"] = seen_version
+    if fence is not None:
+        params |= {"fence_owner": fence.owner, "fence_epoch": fence.epoch}
+    if claimed:
+        params |= {"claim_for": claim_for, "ttl": lease_ttl_s}
+    row = conn.execute(_transition_statement(db, shape), params).mappings().first()
     if row is None:
-        current = (conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
-        if current is None:
-            raise errors.RunNotFound(run_id)
-        if fence is not None and (
-            current["lease_owner"] != fence.owner or current["lease_epoch"] != fence.epoch
-        ):
-            raise errors.LeaseLost(run_id, fence.epoch)
-        reason = ""
-        if seen_version is not None and current["version"] != seen_version:
-            reason = "It changed while the request was being made."
-        raise errors.TransitionConflict(run_id, action, current["status"], reason)
+        _explain_conflict(conn, run_id, action, seen_version, fence)
     run = Run.from_row(row)
     rows = [(run_id, kind, data) for kind, data in extra_events]
     if claimed:
@@ -327,6 +325,71 @@ def transition_in(
         rows.append((run_id, "cancelled", {"while": values.get("status", "")}))
     events.append(db, conn, rows)
     return run
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What distinguishes one transition statement from another (not the values bound)."""
+
+    columns: tuple[str, ...]
+    statuses: tuple[str, ...]
+    checks_version: bool
+    fenced: bool
+    claimed: bool
+    cancel_wins: bool
+    target: str | None
+
+
+def _transition_statement(db: Database, shape: _Shape) -> Any:
+    def build() -> Any:
+        now = db.now()
+        # CAS on (id, status, version[, lease]); the primary key makes it a point update.
+        conditions = [runs.c.id == bindparam("run_id"), runs.c.status.in_(shape.statuses)]
+        if shape.checks_version:
+            conditions.append(runs.c.version == bindparam("seen_version"))
+        if shape.fenced:
+            conditions.append(runs.c.lease_owner == bindparam("fence_owner"))
+            conditions.append(runs.c.lease_epoch == bindparam("fence_epoch"))
+        new_values: dict[str, Any] = {
+            c: bindparam(f"set_{c}", type_=runs.c[c].type) for c in shape.columns
+        }
+        if shape.claimed:
+            new_values |= {
+                "lease_owner": bindparam("claim_for"),
+                "lease_epoch": runs.c.lease_epoch + 1,
+                "lease_expires_at": now + bindparam("ttl"),
+                "attempts": runs.c.attempts + 1,
+            }
+        if shape.target is not None:
+            new_values |= _status_values(
+                RunStatus(shape.target), now, cancel_wins=shape.cancel_wins
+            )
+        return (
+            update(runs)
+            .where(*conditions)
+            .values(**new_values, version=runs.c.version + 1, updated_at=now)
+            .returning(runs)
+        )
+
+    # Built once per shape and database, then only bound.
+    return db.statement(f"runs.transition{shape!r}", build)
+
+
+def _explain_conflict(
+    conn: Connection, run_id: str, action: str, seen_version: int | None, fence: Fence | None
+) -> NoReturn:
+    """Raise the error that says why a transition matched no row."""
+    current = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+    if current is None:
+        raise errors.RunNotFound(run_id)
+    if fence is not None and (
+        current["lease_owner"] != fence.owner or current["lease_epoch"] != fence.epoch
+    ):
+        raise errors.LeaseLost(run_id, fence.epoch)
+    reason = ""
+    if seen_version is not None and current["version"] != seen_version:
+        reason = "It changed while the request was being made."
+    raise errors.TransitionConflict(run_id, action, current["status"], reason)
 
 
 def _status_values(status: RunStatus, now: Any, *, cancel_wins: bool) -> dict[str, Any]:

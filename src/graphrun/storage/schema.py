@@ -33,8 +33,8 @@ __all__ = (
     "workflows",
 )
 
-#: JSON on SQLite, JSONB on PostgreSQL.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+#: JSON on SQLite, JSONB on PostgreSQL; Python None is SQL NULL, not JSON ``null``.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 metadata = MetaData(
     naming_convention={
