@@ -11,10 +11,10 @@ app=examples/orders
 order="A$(date +%s)"
 
 echo "== graphrun run orders.fulfil (order $order, total 160.00: needs approval)"
-run_json=$($graphrun run orders.fulfil --app "$app" --json \
-  --input "{\"order_id\": \"$order\", \"items\": [{\"sku\": \"tea\", \"qty\": 2, \"price\": 80}]}")
-run_id=$(printf '%s' "$run_json" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["id"])')
-$graphrun runs show "$run_id"
+$graphrun run orders.fulfil --app "$app" --idempotency-key "$order" \
+  --input "{\"order_id\": \"$order\", \"items\": [{\"sku\": \"tea\", \"qty\": 2, \"price\": 80}]}"
+run_id=$($graphrun runs list --status waiting --workflow orders.fulfil --limit 1 --json |
+  .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["runs"][0]["id"])')
 
 echo
 echo "== an invalid answer is refused and the run keeps waiting"

@@ -92,3 +92,16 @@ def test_cancel_and_retry_through_the_cli(db_url: str, tmp_path: Path) -> None:
     again = graphrun(db_url, "runs", "cancel", run["id"])
     assert again.returncode == 1
     assert "invalid_transition" in again.stderr
+
+
+@pytest.mark.acceptance
+def test_make_run_script_runs_the_example_end_to_end(db_url: str) -> None:
+    script = EXAMPLES / "run_orders.sh"
+    env = {**os.environ, "GRAPHRUN_DATABASE_URL": db_url}
+    done = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "✓ price" in done.stdout
+    assert "validation_failed" in done.stderr
+    assert "completed" in done.stdout
