@@ -4,8 +4,6 @@ a worker that lost its lease, releasing runs on shutdown, engines that share not
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -16,23 +14,7 @@ from graphrun import RunStatus, WorkflowNotFound
 from graphrun.storage import Database
 from graphrun.storage.schema import checkpoints, runs
 from tests.conftest import APPS, EngineFactory
-
-
-@pytest.fixture
-def gated() -> Iterator[ModuleType]:
-    """The gated test app's module, with its events reset."""
-    if str(APPS / "gated") not in sys.path:
-        sys.path.insert(0, str(APPS / "gated"))
-    import gated.flows as module
-
-    module.ENTERED.clear()
-    module.GATE.clear()
-    yield module
-    module.GATE.set()  # never leave a thread blocked
-
-
-async def entered(module: ModuleType) -> None:
-    assert await asyncio.to_thread(module.ENTERED.wait, 30), "the blocking node never started"
+from tests.integration.conftest import entered
 
 
 async def count_checkpoints(db: Database, run_id: str) -> int:

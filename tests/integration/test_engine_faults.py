@@ -5,27 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from graphrun import RunStatus
-from tests.conftest import APPS, EngineFactory
-
-
-@pytest.fixture
-def gated() -> Iterator[ModuleType]:
-    if str(APPS / "gated") not in sys.path:
-        sys.path.insert(0, str(APPS / "gated"))
-    import gated.flows as module
-
-    module.ENTERED.clear()
-    module.GATE.clear()
-    yield module
-    module.GATE.set()
+from tests.conftest import EngineFactory
 
 
 async def test_a_start_whose_caller_is_cancelled_still_runs(
