@@ -103,6 +103,13 @@ class Outcome:
 
 
 _LEAVE_LEASE = {"lease_owner": None, "lease_expires_at": None}
+#: Storage errors that pass: the run is released rather than failed.
+TRANSIENT_STORAGE_ERRORS = (
+    errors.StorageBusy,
+    errors.StorageFull,
+    errors.StorageIOError,
+    errors.DatabaseUnavailable,
+)
 RETRY_FIRST_S = 0.05  # seconds before retrying a final write the database refused
 RETRY_MAX_S = 2.0  # seconds between retries at most
 
@@ -190,10 +197,14 @@ class Executor:
                     else:
                         execution.pending_events.append(("node", {"node": node}))
                 self.notifier.notify(run.id, progress_only=True)
+            if interrupted:
+                return await self._waiting(graph, config)
+            return _completed(values)
         except errors.LeaseLost:
             raise
-        except errors.StorageError as exc:
-            # The database failed, not the run: give it back to the queue to continue later.
+        except TRANSIENT_STORAGE_ERRORS as exc:
+            # The database failed for a while, not the run: give it back to the queue, to
+            # continue from its last checkpoint once the database is back.
             logger.warning(
                 "run %s released after a storage error: %s",
                 run.id,
@@ -201,11 +212,8 @@ class Executor:
                 extra={"action": "storage_error"},
             )
             return Outcome("release", {"status": RunStatus.QUEUED}, cancel_wins=True)
-        except Exception as exc:
+        except Exception as exc:  # including storage errors that a retry would only repeat
             return await self._failed(run, graph, config, exc)
-        if interrupted:
-            return await self._waiting(graph, config)
-        return _completed(values)
 
     async def _finish(self, run: Run, execution: checkpoints.Execution, outcome: Outcome) -> None:
         db = self.db
