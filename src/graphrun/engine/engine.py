@@ -267,14 +267,15 @@ class Engine:
         with self.notifier.listen(run_id) as listener:
             while True:
                 run = listener.take() or known or await self.get(run_id)
-                known = None
+                cached, known = run is known, None
                 if run.status not in IN_FLIGHT:
                     return run
                 pause = self.settings.poll_interval_s
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        return run
+                        # Never answer from the in-process view alone: it may be stale.
+                        return await self.get(run_id) if cached else run
                     pause = min(pause, remaining)
                 await wait_for_event(listener.changed, pause)
 
