@@ -161,12 +161,21 @@ class Executor:
         )
         self._finishing.add(finishing)
         finishing.add_done_callback(self._finishing.discard)
-        await asyncio.shield(finishing)
+        cancelled = False
+        while not finishing.done():
+            try:
+                await asyncio.shield(finishing)
+            except asyncio.CancelledError:
+                # The outcome is decided: hold on to the run (and its heartbeat) until it is
+                # recorded, which `_finish` bounds by the lease's lifetime.
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def drain(self) -> None:
-        """Wait for final writes still in progress (on shutdown)."""
+        """Wait for final writes still in progress (on shutdown); never cancels them."""
         if self._finishing:
-            await asyncio.gather(*self._finishing, return_exceptions=True)
+            await asyncio.wait(list(self._finishing))
 
     async def _run(
         self,
@@ -262,6 +271,10 @@ class Executor:
                 outcome.action,
                 exc,
                 extra={"action": "lease_lost"},
+            )
+        except Exception:  # the lease expires and the reaper requeues the run
+            logger.exception(
+                "run %s: %s not recorded", run.id, outcome.action, extra={"action": "finish_failed"}
             )
         finally:
             self.notifier.notify(run.id, run_after)

@@ -137,24 +137,27 @@ class Worker:
         """
         self._stopping = True
         self.wake()
-        if self._claim_task is not None:
-            await self._claim_task  # ends after its current claim; claimed runs are spawned
-        await self._unreserved.wait()
-        if self._active and grace_s > 0 and not self._force.is_set():
-            waiters = [asyncio.ensure_future(e.wait()) for e in (self._idle, self._force)]
-            await asyncio.wait(waiters, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-        for run_id in list(self._active):
-            self.stop_run(run_id, "shutdown")
-        pending = [h.task for h in self._active.values() if h.task is not None]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        await self.executor.drain()
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
+        try:
+            if self._claim_task is not None:
+                await self._claim_task  # ends after its current claim; claimed runs are spawned
+            await self._unreserved.wait()
+            if self._active and grace_s > 0 and not self._force.is_set():
+                waiters = [asyncio.ensure_future(e.wait()) for e in (self._idle, self._force)]
+                await asyncio.wait(waiters, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+            for run_id in list(self._active):
+                self.stop_run(run_id, "shutdown")
+            pending = [h.task for h in self._active.values() if h.task is not None]
+            if pending:
+                # asyncio.wait, not gather: a cancelled stop must not cancel these again.
+                await asyncio.wait(pending)
+            await self.executor.drain()
+        finally:
+            if self._heartbeat_task is not None:
+                self._heartbeat_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._heartbeat_task
         with contextlib.suppress(errors.StorageError):
             await workers_store.unregister(self.db, self.settings.worker_id)
 

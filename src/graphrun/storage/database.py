@@ -311,10 +311,11 @@ class Database:
                     else:
                         await loop.run_in_executor(self._waiter, transaction.commit)
             except BaseException:
-                if transaction.is_active:
-                    transaction.rollback()
+                _reset(conn)
                 raise
         except Exception as exc:
+            if not isinstance(exc, errors.GraphrunError):
+                exc = errors.StorageError(f"Database error: {exc}")
             outcomes = [(pending, None, exc) for pending in batch]
         for pending, result, error in outcomes:
             if pending.future.done():
@@ -431,6 +432,20 @@ class Database:
         if self.dialect == "sqlite":
             return sqlite_dialect.insert(table)
         return pg_dialect.insert(table)
+
+
+def _reset(conn: Connection) -> None:
+    """Leave no transaction open after a failed batch, whatever state the failure left.
+
+    A COMMIT that fails (a deferred constraint, an I/O error) can leave SQLite's transaction
+    open while SQLAlchemy considers its own finished; the next batch would then fail forever.
+    """
+    driver: Any = conn.connection.driver_connection
+    with contextlib.suppress(Exception):
+        if driver.in_transaction:
+            driver.rollback()
+    with contextlib.suppress(Exception):
+        conn.rollback()  # also discards a transaction SQLAlchemy holds as inactive
 
 
 def _run_jobs(

@@ -291,7 +291,7 @@ def transition_in(
     cancel_wins: bool = False,
 ) -> Run:
     """`transition` inside a write transaction the caller already holds."""
-    status = values.get("status")
+    status = RunStatus(values["status"]) if "status" in values else None
     claimed = claim_for is not None and status is RunStatus.QUEUED
     shape = _Shape(
         columns=tuple(sorted(k for k in values if k != "status")),

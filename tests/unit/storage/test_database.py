@@ -185,3 +185,22 @@ async def test_schema_check_without_migrating_reports_migration_required(tmp_pat
     db = await Database.open(f"sqlite:///{tmp_path}/empty.db", migrate=False)
     await db.close()
     assert migrations.head_revision() == "0001"
+
+
+async def test_a_commit_that_fails_leaves_the_writer_usable(db: Database) -> None:
+    def schema(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(
+            "CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+
+    await db.write(schema)
+
+    def orphan(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("INSERT INTO child VALUES (42)")  # fails only at COMMIT
+
+    with pytest.raises(errors.StorageError, match="foreign key"):
+        await db.write(orphan)
+    run, created = await runs_store.insert(db, new_run())
+    assert created
+    assert (await runs_store.get(db, run.id)) is not None
