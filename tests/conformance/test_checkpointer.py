@@ -23,7 +23,15 @@ async def test_checkpointer_passes_langgraph_conformance(tmp_path: Path) -> None
             await db.close()
 
     report = await validate(factory)
-    print(report)
+    print(
+        "checkpoint conformance: "
+        + ", ".join(
+            f"{name} {r.tests_passed}/{r.tests_passed + r.tests_failed}"
+            if r.detected
+            else f"{name} not implemented"
+            for name, r in report.results.items()
+        )
+    )
     failures = {
         name: result.failures
         for name, result in report.results.items()
