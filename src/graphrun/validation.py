@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from typing import Any
 
 import jsonschema
@@ -26,7 +25,6 @@ __all__ = (
     "MAX_STRING",
     "canonical_hash",
     "check_json",
-    "check_name",
     "validate_with_adapter",
     "validate_with_schema",
 )
@@ -140,15 +138,3 @@ def canonical_hash(value: Any) -> str:
     """SHA-256 of the canonical JSON text of ``value`` (sorted keys, no spaces)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
-
-
-def check_name(name: str, *, what: str) -> None:
-    """Raise `ValidationFailed` unless ``name`` matches ``[a-z][a-z0-9_]{0,62}``."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):
-        raise errors.ValidationFailed(
-            what,
-            [{"pointer": "", "message": f"{name!r} must match {NAME_PATTERN}"}],
-        )

@@ -241,6 +241,7 @@ class Worker:
                 )
 
     async def _heartbeat(self) -> None:
+        await workers_store.touch(self.db, self.settings.worker_id)
         handles = dict(self._active)
         held = {
             lease.run_id: lease

@@ -42,9 +42,13 @@ async def register(
     await db.write(job)
 
 
-async def touch(db: Database, conn: Connection, worker_id: str) -> None:
-    """Mark the worker alive, inside the caller's transaction (the heartbeat)."""
-    conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=db.now()))
+async def touch(db: Database, worker_id: str) -> None:
+    """Mark the worker alive (its heartbeat)."""
+
+    def job(conn: Connection) -> None:
+        conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=db.now()))
+
+    await db.write(job)
 
 
 async def unregister(db: Database, worker_id: str) -> None:

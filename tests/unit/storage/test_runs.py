@@ -243,3 +243,19 @@ async def test_list_page_rejects_bad_cursors_and_limits(db: Database, cursor: st
         await runs_store.list_page(db, cursor=cursor)
     with pytest.raises(errors.ValidationFailed):
         await runs_store.list_page(db, limit=0)
+
+
+async def test_worker_rows_register_touch_and_unregister(db: Database) -> None:
+    from sqlalchemy import select
+
+    from graphrun.storage import workers
+    from graphrun.storage.schema import workers as table
+
+    await workers.register(db, worker_id="w1", hostname="h", pid=1, workflows=["a.b"])
+    (before,) = await db.rows(select(table))
+    await workers.touch(db, "w1")
+    (after,) = await db.rows(select(table))
+    assert after["heartbeat_at"] >= before["heartbeat_at"]
+    assert after["workflows"] == ["a.b"]
+    await workers.unregister(db, "w1")
+    assert await db.rows(select(table)) == []
