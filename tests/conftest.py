@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -49,3 +52,21 @@ def make_engine(db_url: str) -> EngineFactory:
         return Engine(apps=paths, settings=settings)
 
     return factory
+
+
+@pytest.fixture
+def gated() -> Iterator[ModuleType]:
+    """The gated test app's module, with its events reset."""
+    if str(APPS / "gated") not in sys.path:
+        sys.path.insert(0, str(APPS / "gated"))
+    import gated.flows as module
+
+    module.ENTERED.clear()
+    module.GATE.clear()
+    yield module
+    module.GATE.set()  # never leave a thread blocked
+
+
+async def entered(module: ModuleType) -> None:
+    """Wait until the gated app's blocking node has started."""
+    assert await asyncio.to_thread(module.ENTERED.wait, 30), "the blocking node never started"

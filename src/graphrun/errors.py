@@ -15,7 +15,13 @@ Branches follow what a caller does about the error, and each class carries a sta
     │   └── LeaseLost                 a worker no longer owns the run it writes to
     ├── InvalidInput                  422: the request itself is wrong; nothing was written
     │   ├── ValidationFailed          input, resume value or name fails its schema
-    │   └── ManifestError             a graphrun.toml is malformed (also a ValueError)
+    │   ├── ManifestError             a graphrun.toml is malformed (also a ValueError)
+    │   ├── MalformedBody             400: the body is not UTF-8 JSON at all
+    │   ├── BodyTooLarge              413: the body exceeds the server's limit
+    │   └── UnsupportedMediaType      415: the body is not application/json
+    ├── AuthError                     the API caller is not allowed
+    │   ├── Unauthenticated           401: no valid API key
+    │   └── PermissionDenied          403: the key lacks the scope
     ├── AppLoadError                  an app's code failed to import (also an ImportError)
     ├── SerializationError            a step produced state that cannot be stored
     └── StorageError                  503: the database failed; retry later
@@ -35,15 +41,19 @@ from typing import Any, ClassVar
 __all__ = (
     "AppLoadError",
     "AppNotFound",
+    "AuthError",
+    "BodyTooLarge",
     "Conflict",
     "DatabaseUnavailable",
     "GraphrunError",
     "IdempotencyConflict",
     "InvalidInput",
     "LeaseLost",
+    "MalformedBody",
     "ManifestError",
     "MigrationRequired",
     "NotFound",
+    "PermissionDenied",
     "RunNotFound",
     "SerializationError",
     "StaleInterrupt",
@@ -52,6 +62,8 @@ __all__ = (
     "StorageFull",
     "StorageIOError",
     "TransitionConflict",
+    "Unauthenticated",
+    "UnsupportedMediaType",
     "ValidationFailed",
     "WorkflowNotFound",
 )
@@ -198,13 +210,64 @@ class ValidationFailed(InvalidInput, ValueError):
     def __init__(self, what: str, errors: list[dict[str, str]]) -> None:
         listed = "; ".join(f"{e['pointer'] or '/'}: {e['message']}" for e in errors)
         super().__init__(f"Invalid {what}: {listed}", errors=errors)
+        self.what = what
         self.errors = errors
+
+    def within(self, field: str) -> ValidationFailed:
+        """The same problems with pointers into the body that holds the value at ``/field``."""
+        return ValidationFailed(
+            self.what, [{**e, "pointer": f"/{field}{e['pointer']}"} for e in self.errors]
+        )
 
 
 class ManifestError(InvalidInput, ValueError):
     """An app manifest (graphrun.toml) is invalid."""
 
     code = "invalid_manifest"
+
+
+class MalformedBody(InvalidInput):
+    """The request body is not valid UTF-8 JSON."""
+
+    code = "malformed_body"
+    http_status = 400
+
+
+class BodyTooLarge(InvalidInput):
+    """The request body is larger than the server accepts."""
+
+    code = "body_too_large"
+    http_status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body exceeds {limit} bytes.", limit=limit)
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The request body is not ``application/json``."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class AuthError(GraphrunError):
+    """The caller may not do this."""
+
+    code = "auth_error"
+    http_status = 401
+
+
+class Unauthenticated(AuthError):
+    """No valid API key: send ``Authorization: Bearer <key>``."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(AuthError):
+    """The API key lacks the scope this operation needs."""
+
+    code = "permission_denied"
+    http_status = 403
 
 
 class AppLoadError(GraphrunError, ImportError):

@@ -13,8 +13,7 @@ from sqlalchemy import func, select, update
 from graphrun import RunStatus, WorkflowNotFound
 from graphrun.storage import Database
 from graphrun.storage.schema import checkpoints, runs
-from tests.conftest import APPS, EngineFactory
-from tests.integration.conftest import entered
+from tests.conftest import APPS, EngineFactory, entered
 
 
 async def count_checkpoints(db: Database, run_id: str) -> int:

@@ -13,7 +13,8 @@ ALLOWED = {
     "storage": {"storage"},
     "apps": {"apps"},
     "engine": {"engine", "apps", "storage"},
-    "cli": {"cli", "engine", "apps", "storage"},
+    "api": {"api", "engine", "apps", "storage"},
+    "cli": {"cli", "api", "engine", "apps", "storage"},
 }
 SHARED = {"errors", "types", "config", "validation", "ids"}
 

@@ -1,4 +1,4 @@
-"""The ``graphrun`` root command: run, worker, runs, db."""
+"""The ``graphrun`` root command: run, worker, serve, runs, keys, db."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from . import db, runs
+from graphrun.api.hygiene import DEFAULT_MAX_BODY_BYTES
+
+from . import db, keys, runs
 from ._common import (
     AppsOption,
     DbOption,
@@ -32,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
 
 
 @app.command("run")
@@ -97,6 +100,53 @@ def worker_command(
             )
             await stop.wait()
             await engine.close(grace_s=grace)
+        return 0
+
+    raise typer.Exit(run_async(main))
+
+
+@app.command("serve")
+def serve_command(
+    apps: AppsOption = None,
+    database: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = 8000,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="No API keys; loopback addresses only.")
+    ] = False,
+    concurrency: Annotated[int | None, typer.Option(help="Runs executed at once.")] = None,
+    grace: Annotated[
+        float, typer.Option(help="Seconds in-flight runs get to finish on SIGTERM.")
+    ] = 10.0,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body accepted.", min=1024)
+    ] = DEFAULT_MAX_BODY_BYTES,
+) -> None:
+    """Serve the HTTP API, executing the given apps' runs in this process.
+
+    SIGTERM or Ctrl-C: stop accepting requests and claiming runs; in-flight runs get
+    ``--grace`` seconds, then are released to the queue. A second signal releases them at once.
+    """
+    from graphrun.api.server import check_dev_host, serve
+
+    if dev:
+        check_dev_host(host)
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        mode = "[yellow]dev mode, no auth[/]" if dev else "API keys required"
+        console.print(f"serving on http://{bound_host}:{bound_port} ({mode})", highlight=False)
+
+    async def main() -> int:
+        engine = make_engine(database, apps, concurrency=concurrency)
+        await serve(
+            engine,
+            host=host,
+            port=port,
+            auth=not dev,
+            grace_s=grace,
+            max_body_bytes=max_body_bytes,
+            on_ready=ready,
+        )
         return 0
 
     raise typer.Exit(run_async(main))

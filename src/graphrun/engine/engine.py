@@ -17,11 +17,19 @@ from graphrun import errors, validation
 from graphrun.apps import AppRegistry, LoadedWorkflow, load_app
 from graphrun.config import Settings
 from graphrun.ids import RunIdFactory
-from graphrun.storage import Database, catalog, checkpoints, events
+from graphrun.storage import Database, catalog, checkpoints, events, migrations
 from graphrun.storage import runs as runs_store
-from graphrun.storage.records import EventRecord, Run, RunPage, RunStatus, WorkflowRecord
+from graphrun.storage.records import (
+    CheckpointRecord,
+    EventRecord,
+    Run,
+    RunPage,
+    RunStatus,
+    WorkflowRecord,
+)
 
-from .executor import Executor, compile_graph
+from .executor import Executor, compile_graph, jsonable
+from .keys import ApiKeys
 from .notifier import IN_FLIGHT, ChangeNotifier, wait_for_event
 from .worker import Worker
 
@@ -157,6 +165,12 @@ class Engine:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    async def stop_worker(self, grace_s: float = 0.0) -> None:
+        """Stop executing runs (see `Worker.stop`) while the engine stays open for requests."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await worker.stop(grace_s)
 
     @property
     def db(self) -> Database:
@@ -321,8 +335,17 @@ class Engine:
         """The run's events (status changes, finished nodes) after ``after_id``, oldest first."""
         return await events.list_for_run(self.db, _parse_run_id(run_id), after_id=after_id)
 
-    async def watch(self, run_id: str, *, after_id: int = 0) -> AsyncIterator[EventRecord]:
-        """Yield the run's events after ``after_id`` as they happen, until it waits or ends."""
+    async def watch(
+        self, run_id: str, *, after_id: int = 0, until_finished: bool = False
+    ) -> AsyncIterator[EventRecord]:
+        """Yield the run's events after ``after_id`` as they happen.
+
+        Stops when the run waits or ends; with ``until_finished``, only when it ends
+        (a waiting or paused run is followed through its resume).
+
+        Raises:
+            RunNotFound: No such run.
+        """
         run_id = _parse_run_id(run_id)
         last = after_id
         with self.notifier.listen(run_id, progress=True) as listener:
@@ -332,9 +355,74 @@ class Engine:
                 for event in await self.events(run_id, after_id=last):
                     last = event.id
                     yield event
-                if run.status not in IN_FLIGHT:
+                if run.status.terminal or (not until_finished and run.status not in IN_FLIGHT):
                     return
                 await wait_for_event(listener.changed, self.settings.poll_interval_s)
+
+    async def history(self, run_id: str, *, limit: int = 100) -> list[CheckpointRecord]:
+        """The run's checkpoints, newest first: what each step wrote and the state after it.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        run = await self.get(run_id)
+        config: Any = {"configurable": {"thread_id": run.id, "checkpoint_ns": ""}}
+        graph = self._graphs.get(run.workflow)
+        if graph is None:
+            return [
+                CheckpointRecord(
+                    id=t.checkpoint["id"],
+                    step=int(t.metadata.get("step", -1)),
+                    nodes=(),
+                    next=(),
+                    created_at=_iso(t.checkpoint.get("ts")),
+                    state=jsonable(
+                        {
+                            k: v
+                            for k, v in t.checkpoint["channel_values"].items()
+                            if not k.startswith(("branch:", "__"))
+                        }
+                    ),
+                )
+                async for t in self.checkpointer.alist(config, limit=limit)
+            ]
+        snapshots = [s async for s in graph.aget_state_history(config, limit=limit + 1)]
+        return [
+            CheckpointRecord(
+                id=s.config["configurable"]["checkpoint_id"],
+                step=int(s.metadata.get("step", -1)) if s.metadata else -1,
+                nodes=tuple(snapshots[i + 1].next) if i + 1 < len(snapshots) else (),
+                next=tuple(s.next),
+                created_at=_iso(s.created_at),
+                state=jsonable(s.values),
+            )
+            for i, s in enumerate(snapshots[:limit])
+        ]
+
+    async def workflows(self) -> list[WorkflowRecord]:
+        """The newest published version of every workflow in the catalog, by name."""
+        return sorted(await catalog.latest(self.db), key=lambda w: w.name)
+
+    async def published(self, name: str) -> WorkflowRecord:
+        """The newest published version of one workflow.
+
+        Raises:
+            WorkflowNotFound: No worker published a workflow of this name.
+        """
+        return await self._published(name)
+
+    async def check_ready(self) -> None:
+        """Raise unless the database answers and its schema is current.
+
+        Raises:
+            StorageError: The database does not answer (or `MigrationRequired`).
+        """
+        await migrations.check_current(self.db)
+
+    @property
+    def api_keys(self) -> ApiKeys:
+        """The API keys stored in this engine's database."""
+        return ApiKeys(self.db)
 
     def workflow(self, name: str) -> LoadedWorkflow | None:
         """The loaded workflow with this name, if this engine loaded it."""
@@ -513,6 +601,10 @@ class Engine:
         self.notifier.notify(run.id, run)
         if run.status is RunStatus.QUEUED and self._worker is not None:
             self._worker.wake()
+
+
+def _iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def _check_idempotency_key(key: str) -> None:

@@ -67,13 +67,14 @@ def _waiting_on(interrupt_id: str, value: Any) -> WaitingOn:
         return WaitingOn(
             id=interrupt_id,
             kind=str(value[INTERRUPT_MARKER]),
-            prompt=_jsonable(value.get("prompt")),
+            prompt=jsonable(value.get("prompt")),
             schema=value.get("schema"),
         )
-    return WaitingOn(id=interrupt_id, kind="input", prompt=_jsonable(value))
+    return WaitingOn(id=interrupt_id, kind="input", prompt=jsonable(value))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """The value as JSON types (pydantic models, dataclasses...), or its repr."""
     try:
         return to_jsonable_python(value)
     except Exception:

@@ -213,3 +213,68 @@ class WorkflowRecord:
             graph=row["graph"],
             published_at=_time(row["published_at"]),  # type: ignore[arg-type]
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKeyRecord:
+    """An API key as stored: everything but the secret, which only its creator ever sees."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    secret_hash: str = field(default="", repr=False)
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ApiKeyRecord:
+        """Build from an ``api_keys`` row mapping."""
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            scopes=tuple(row["scopes"]),
+            created_at=_time(row["created_at"]),  # type: ignore[arg-type]
+            expires_at=_time(row["expires_at"]),
+            revoked_at=_time(row["revoked_at"]),
+            secret_hash=row["secret_hash"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON form (no secret, no hash)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointRecord:
+    """One checkpoint of a run, as its history shows it."""
+
+    id: str
+    #: LangGraph's super-step number (-1 is the input).
+    step: int
+    #: The nodes whose writes this checkpoint records (empty for the input checkpoint).
+    nodes: tuple[str, ...]
+    #: The nodes due to run next from here.
+    next: tuple[str, ...]
+    created_at: datetime | None
+    #: The state's values (JSON).
+    state: Any
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON form."""
+        return {
+            "id": self.id,
+            "step": self.step,
+            "node": self.nodes[0] if len(self.nodes) == 1 else None,
+            "nodes": list(self.nodes),
+            "next": list(self.next),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "state": self.state,
+        }

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = (
+    "api_keys",
     "checkpoint_writes",
     "checkpoints",
     "metadata",
@@ -142,4 +143,18 @@ checkpoint_writes = Table(
     Column("type", String(32), nullable=False),
     Column("value", LargeBinary, nullable=False),
     Column("task_path", Text, nullable=False, server_default=""),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    #: The public part of the token (``grk_<id>_<secret>``): how a key is found and named.
+    Column("id", String(16), primary_key=True),
+    Column("name", String(100), nullable=False),
+    #: SHA-256 of the secret part, hex; the token itself is never stored.
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", JSONType, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=True),
+    Column("revoked_at", Double, nullable=True),
 )

@@ -1,0 +1,49 @@
+"""`create_app`: the FastAPI application for one `Engine`."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from fastapi import FastAPI
+
+from graphrun.engine import Engine
+
+from .errors import install_error_handlers
+from .hygiene import DEFAULT_MAX_BODY_BYTES, RequestHygiene
+from .routes import events, health, runs, workflows
+
+__all__ = ("create_app",)
+
+DESCRIPTION = """\
+Start, inspect and steer durable LangGraph runs.
+
+Authenticate with `Authorization: Bearer <key>` (keys from `graphrun keys create`).
+Scopes: `read` (GET), `write` (start and steer runs), `admin` (everything); each includes
+the ones before it. Errors are JSON `{code, message, details}`.
+"""
+
+
+def create_app(
+    engine: Engine, *, auth: bool = True, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """The HTTP API over an open ``engine`` (which the caller opens and closes).
+
+    Args:
+        engine: The engine whose runs the API serves.
+        auth: Require API keys; off only for local development (``graphrun serve --dev``).
+        max_body_bytes: Largest request body accepted (413 above it).
+    """
+    app = FastAPI(
+        title="graphrun",
+        version=version("graphrun"),
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.state.auth = auth
+    install_error_handlers(app)
+    for module in (runs, events, workflows, health):
+        app.include_router(module.router)
+    app.add_middleware(RequestHygiene, max_body_bytes=max_body_bytes)
+    return app

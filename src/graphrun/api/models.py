@@ -1,0 +1,158 @@
+"""Request and response bodies: what `/openapi.json` publishes and every request is held to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from graphrun.storage.records import RunStatus
+
+__all__ = (
+    "BODY_ERRORS",
+    "COMMON_ERRORS",
+    "CheckpointOut",
+    "ErrorOut",
+    "HealthOut",
+    "HistoryOut",
+    "ResumeIn",
+    "RunOut",
+    "RunPageOut",
+    "StartRunIn",
+    "WaitingOnOut",
+    "WorkflowOut",
+    "WorkflowSummaryOut",
+    "error_responses",
+)
+
+#: ``app.workflow``: two names of ``[a-z][a-z0-9_]{0,62}``.
+WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$"
+#: Printable ASCII and beyond, no control characters.
+IDEMPOTENCY_KEY = r"^[^\x00-\x1f\x7f-\x9f]+$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartRunIn(_In):
+    """Start a run of ``workflow`` with ``input``."""
+
+    workflow: str = Field(pattern=WORKFLOW_NAME, max_length=127, examples=["orders.fulfil"])
+    input: Any = Field(default=None, description="The run's input; defaults to `{}`.")
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY,
+        description="A second start with the same key and input returns the first run.",
+    )
+
+
+class ResumeIn(_In):
+    """Answer a waiting run's interrupt."""
+
+    value: Any = Field(default=None, description="The answer; validated against its schema.")
+    interrupt_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Which interrupt to answer; needed only when several are pending.",
+    )
+
+
+class WaitingOnOut(BaseModel):
+    """One pending interrupt of a waiting run."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    kind: str
+    prompt: Any = None
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    wake_at: datetime | None = None
+
+
+class RunOut(BaseModel):
+    """A run, as stored."""
+
+    id: str
+    workflow: str
+    definition_version: str
+    status: RunStatus
+    input: Any
+    output: Any = None
+    error: dict[str, Any] | None = None
+    waiting_for: list[WaitingOnOut]
+    idempotency_key: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    attempts: int
+
+
+class RunPageOut(BaseModel):
+    """A page of runs, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    runs: list[RunOut]
+    next_cursor: str | None
+
+
+class CheckpointOut(BaseModel):
+    """One checkpoint of a run."""
+
+    id: str
+    step: int
+    node: str | None = Field(description="The node that wrote it, when exactly one did.")
+    nodes: list[str]
+    next: list[str]
+    created_at: datetime | None
+    state: Any
+
+
+class HistoryOut(BaseModel):
+    """A run's checkpoints, newest first."""
+
+    checkpoints: list[CheckpointOut]
+
+
+class WorkflowSummaryOut(BaseModel):
+    """A workflow in the catalog."""
+
+    name: str
+    version: str
+    app: str
+    published_at: datetime
+
+
+class WorkflowOut(WorkflowSummaryOut):
+    """A workflow in the catalog, with its input schema and graph."""
+
+    input_schema: dict[str, Any]
+    graph: str = Field(description="The graph as a Mermaid flowchart.")
+
+
+class ErrorOut(BaseModel):
+    """Every error the API returns."""
+
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class HealthOut(BaseModel):
+    """A probe's answer."""
+
+    status: str
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer with."""
+    return {status: {"model": ErrorOut} for status in statuses}
+
+
+#: What any authenticated route can answer besides its own outcomes.
+COMMON_ERRORS = (401, 403, 422, 503, 507)
+#: What a route with a JSON body can answer besides that.
+BODY_ERRORS = (400, 413, 415)

@@ -1,0 +1,100 @@
+"""``GET /runs/{run_id}/events``: a run's events as Server-Sent Events, pushed as they happen.
+
+Each event carries its id; a client that reconnects with ``Last-Event-ID`` (browsers do it
+on their own) gets exactly the events it missed. The stream ends when the run ends; a
+waiting run's stream stays open (with keep-alive comments) until it is resumed or ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import StreamingResponse
+
+from graphrun import errors
+from graphrun.api.auth import require
+from graphrun.api.models import COMMON_ERRORS, error_responses
+from graphrun.engine.keys import Scope
+from graphrun.storage.records import EventRecord, Run
+
+from ._params import EngineDep, existing_run
+
+__all__ = ("KEEPALIVE_S", "router")
+
+#: Seconds of silence after which a comment line keeps proxies from closing the stream.
+KEEPALIVE_S = 15.0
+
+router = APIRouter(tags=["runs"], responses=error_responses(*COMMON_ERRORS, 404))
+
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "description": (
+        "`text/event-stream`: per event, `id: <event id>`, `event: <kind>` (status, node, "
+        "resume, cancel_requested...) and `data: {id, run_id, kind, data, created_at}`."
+    ),
+}
+
+
+def _frame(event: EventRecord) -> bytes:
+    data = {
+        "id": event.id,
+        "run_id": event.run_id,
+        "kind": event.kind,
+        "data": event.data,
+        "created_at": event.created_at.isoformat(),
+    }
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def _stream(events: AsyncIterator[EventRecord]) -> AsyncIterator[bytes]:
+    pending: asyncio.Future[EventRecord] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait([pending], timeout=KEEPALIVE_S)
+            if not done:
+                yield b": keep-alive\n\n"
+                continue
+            try:
+                event = pending.result()
+            except (StopAsyncIteration, errors.StorageError):
+                return  # a client that reconnects with Last-Event-ID misses nothing
+            pending = None
+            yield _frame(event)
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        with contextlib.suppress(BaseException):
+            await events.aclose()  # type: ignore[attr-defined]
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    dependencies=[Depends(require(Scope.READ))],
+    responses={200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}}},
+)
+async def run_events(
+    run: Annotated[Run, Depends(existing_run)],
+    engine: EngineDep,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=18, pattern=r"^\d+$")
+    ] = None,
+    after: Annotated[int | None, Query(ge=0, description="Send only events after this id.")] = None,
+) -> StreamingResponse:
+    """Stream the run's status changes and finished nodes, oldest first, as they happen."""
+    start = after if after is not None else int(last_event_id or 0)
+    events = engine.watch(run.id, after_id=start, until_finished=True)
+    return StreamingResponse(
+        _stream(events),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,146 @@
+"""``/runs``: start, list, read and steer runs.
+
+Signals, pause and fork are further ``POST /runs/{run_id}/<action>`` routes on this router.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+
+from graphrun import errors
+from graphrun.api.auth import require
+from graphrun.api.models import (
+    BODY_ERRORS,
+    COMMON_ERRORS,
+    HistoryOut,
+    ResumeIn,
+    RunOut,
+    RunPageOut,
+    StartRunIn,
+    error_responses,
+)
+from graphrun.engine.keys import Scope
+from graphrun.storage.records import RunStatus
+
+from ._params import EngineDep, RunId
+
+__all__ = ("router",)
+
+router = APIRouter(prefix="/runs", tags=["runs"], responses=error_responses(*COMMON_ERRORS))
+reader = [Depends(require(Scope.READ))]
+writer = [Depends(require(Scope.WRITE))]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunOut,
+    dependencies=writer,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
+async def start_run(body: StartRunIn, engine: EngineDep) -> dict[str, Any]:
+    """Start a run; answers at once (202) without waiting for any step.
+
+    With ``idempotency_key``, a repeated start with the same input returns the first run;
+    with a different input it is refused (409 ``idempotency_key_reused``).
+    """
+    try:
+        run = await engine.start(body.workflow, body.input, idempotency_key=body.idempotency_key)
+    except errors.ValidationFailed as exc:
+        raise exc.within("input") if exc.what == "input" else exc from None
+    return run.to_json()
+
+
+@router.get("", response_model=RunPageOut, dependencies=reader)
+async def list_runs(
+    engine: EngineDep,
+    status: Annotated[list[RunStatus] | None, Query(description="Any of these.")] = None,
+    workflow: Annotated[
+        str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$")
+    ] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, Any]:
+    """A page of runs, newest first, filtered by status, workflow and creation time."""
+    page = await engine.list_runs(
+        status=status or None,
+        workflow=workflow,
+        created_after=created_after,
+        created_before=created_before,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {"runs": [r.to_json() for r in page.runs], "next_cursor": page.next_cursor}
+
+
+@router.get("/{run_id}", response_model=RunOut, dependencies=reader, responses=error_responses(404))
+async def get_run(
+    run_id: RunId,
+    engine: EngineDep,
+    wait: Annotated[
+        float | None,
+        Query(ge=0, le=60, description="Seconds to wait for the run to leave queued/running."),
+    ] = None,
+) -> dict[str, Any]:
+    """The run; with ``wait``, answered when it waits or ends (or when ``wait`` runs out)."""
+    if wait:
+        return (await engine.wait(str(run_id), timeout=wait)).to_json()
+    return (await engine.get(str(run_id))).to_json()
+
+
+@router.post(
+    "/{run_id}/resume",
+    response_model=RunOut,
+    dependencies=writer,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
+async def resume_run(run_id: RunId, body: ResumeIn, engine: EngineDep) -> dict[str, Any]:
+    """Answer the waiting run's interrupt; the run is queued to continue."""
+    try:
+        run = await engine.resume(str(run_id), body.value, interrupt_id=body.interrupt_id)
+    except errors.ValidationFailed as exc:
+        raise exc.within("value") if exc.what == "resume value" else exc from None
+    return run.to_json()
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=RunOut,
+    dependencies=writer,
+    responses=error_responses(404, 409),
+)
+async def cancel_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
+    """Cancel the run: at once unless running; a running run stops at its current step."""
+    return (await engine.cancel(str(run_id))).to_json()
+
+
+@router.post(
+    "/{run_id}/retry",
+    response_model=RunOut,
+    dependencies=writer,
+    responses=error_responses(404, 409),
+)
+async def retry_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
+    """Queue a failed run again; it continues from the step that failed."""
+    return (await engine.retry(str(run_id))).to_json()
+
+
+@router.get(
+    "/{run_id}/history",
+    response_model=HistoryOut,
+    dependencies=reader,
+    responses=error_responses(404),
+)
+async def run_history(
+    run_id: RunId,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The run's checkpoints, newest first: the node that wrote each and the state after it."""
+    history = await engine.history(str(run_id), limit=limit)
+    return {"checkpoints": [c.to_json() for c in history]}

@@ -1,0 +1,50 @@
+"""``/workflows``: the catalog the workers published (name, version, input schema, graph)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+
+from graphrun.api.auth import require
+from graphrun.api.models import COMMON_ERRORS, WorkflowOut, error_responses
+from graphrun.engine.keys import Scope
+
+from ._params import EngineDep
+
+__all__ = ("router",)
+
+router = APIRouter(
+    prefix="/workflows",
+    tags=["workflows"],
+    dependencies=[Depends(require(Scope.READ))],
+    responses=error_responses(*COMMON_ERRORS),
+)
+
+
+def _json(record: Any) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "version": record.version,
+        "app": record.app,
+        "published_at": record.published_at,
+        "input_schema": record.input_schema,
+        "graph": record.graph,
+    }
+
+
+@router.get("", response_model=list[WorkflowOut])
+async def list_workflows(engine: EngineDep) -> list[dict[str, Any]]:
+    """Every workflow's newest published version, by name."""
+    return [_json(w) for w in await engine.workflows()]
+
+
+@router.get("/{name}", response_model=WorkflowOut, responses=error_responses(404))
+async def get_workflow(
+    name: Annotated[
+        str, Path(pattern=r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$", max_length=127)
+    ],
+    engine: EngineDep,
+) -> dict[str, Any]:
+    """One workflow's newest published version."""
+    return _json(await engine.published(name))
