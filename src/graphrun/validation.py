@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any
 
 import jsonschema
@@ -34,8 +35,17 @@ MAX_ITEMS = 10_000  # entries per array or object
 MAX_STRING = 1_000_000  # characters per string
 
 
+#: Characters a pointer cannot carry as they are: lone surrogates (not UTF-8) and NUL.
+_UNSENDABLE = re.compile("[\ud800-\udfff\x00]")
+
+
 def _pointer(path: tuple[Any, ...]) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+    """A JSON pointer that is itself valid text (lone surrogates and NULs shown escaped)."""
+    return "".join("/" + _printable(str(p)).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _printable(text: str) -> str:
+    return _UNSENDABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _string_problem(text: str) -> str | None:

@@ -25,9 +25,13 @@ class Api:
     app: object
     tokens: dict[str, str]
 
-    def client(self, scope: str | None = "admin", **kwargs: object) -> httpx.AsyncClient:
+    def client(
+        self, scope: str | None = "admin", headers: dict[str, str] | None = None, **kwargs: object
+    ) -> httpx.AsyncClient:
         """A client for the ASGI app; ``scope=None`` sends no key."""
-        headers = {} if scope is None else {"Authorization": f"Bearer {self.tokens[scope]}"}
+        headers = dict(headers or {})
+        if scope is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[scope]}"
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app),  # type: ignore[arg-type]
             base_url="http://graphrun.test",

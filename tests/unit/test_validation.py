@@ -15,7 +15,7 @@ from graphrun.validation import MAX_DEPTH, canonical_hash, check_json, validate_
         ({"a": [1, math.inf]}, "/a/1"),
         ({"name": "x\x00y"}, "/name"),
         ({"name": "\ud800"}, "/name"),
-        ({"k\x00": 1}, "/k\x00"),
+        ({"k\x00": 1}, "/k\\u0000"),
         ({1: "a"}, ""),
         ({"s": {1, 2}}, "/s"),
     ],

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from graphrun.engine import Engine
 
 from .errors import install_error_handlers
 from .hygiene import DEFAULT_MAX_BODY_BYTES, RequestHygiene
 from .routes import events, health, runs, workflows
+from .routes._params import known_query_only
 
 __all__ = ("create_app",)
 
@@ -39,6 +40,7 @@ def create_app(
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(known_query_only)],
     )
     app.state.engine = engine
     app.state.auth = auth

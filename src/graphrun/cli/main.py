@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from graphrun import errors
 from graphrun.api.hygiene import DEFAULT_MAX_BODY_BYTES
 
 from . import db, keys, runs
@@ -130,7 +131,10 @@ def serve_command(
     from graphrun.api.server import check_dev_host, serve
 
     if dev:
-        check_dev_host(host)
+        try:
+            check_dev_host(host)
+        except errors.ValidationFailed as exc:
+            raise typer.BadParameter(exc.errors[0]["message"], param_hint="--host") from None
 
     def ready(bound_host: str, bound_port: int) -> None:
         mode = "[yellow]dev mode, no auth[/]" if dev else "API keys required"
