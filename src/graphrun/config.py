@@ -31,6 +31,8 @@ class Settings:
         worker_id: This process's identity in leases; unique per process.
         run_worker: Whether the engine executes runs itself or only manages them.
         busy_timeout_s: SQLite lock wait before `StorageBusy`.
+        stream_max_s: How long the API keeps one event stream open; the client then
+            reconnects with ``Last-Event-ID`` (browsers do it on their own) and misses nothing.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -42,6 +44,7 @@ class Settings:
     worker_id: str = field(default_factory=_default_worker_id)
     run_worker: bool = True
     busy_timeout_s: float = 30.0
+    stream_max_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -65,6 +68,7 @@ class Settings:
             ("lease_ttl_s", "GRAPHRUN_LEASE_TTL"),
             ("heartbeat_interval_s", "GRAPHRUN_HEARTBEAT_INTERVAL"),
             ("poll_interval_s", "GRAPHRUN_POLL_INTERVAL"),
+            ("stream_max_s", "GRAPHRUN_STREAM_MAX"),
         ):
             if raw := env.get(key):
                 values[name] = int(raw) if name == "concurrency" else float(raw)

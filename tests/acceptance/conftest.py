@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import APPS
+
+LINEAR = APPS / "linear"
 
 #: Test-mode timings for worker processes (RELIABILITY.md section 5, a little faster).
 WORKER_ENV = {
@@ -55,3 +61,66 @@ def spawn_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., object]]
     for worker in spawned:
         if worker.process.returncode is None:
             worker.kill()
+
+
+class Server:
+    """A `graphrun serve` subprocess and its base URL."""
+
+    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    async def wait(self) -> int:
+        return await self.process.wait()
+
+
+def graphrun(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a `graphrun` command on the test database; fail on a non-zero exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "graphrun", *args, "--db", db_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+@pytest.fixture
+async def spawn_server(db_url: str) -> AsyncIterator[Callable[..., object]]:
+    spawned: list[Server] = []
+
+    async def spawn(*args: str, env: dict[str, str] | None = None) -> Server:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "graphrun",
+            "serve",
+            "--db",
+            db_url,
+            "--port",
+            "0",
+            "--app",
+            str(LINEAR),
+            *args,
+            env={**os.environ, **WORKER_ENV, **(env or {})},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        seen = []
+        while line := (await asyncio.wait_for(process.stdout.readline(), 60)).decode():
+            seen.append(line)
+            if match := re.search(r"serving on (http://\S+)", line):
+                server = Server(process, match.group(1))
+                spawned.append(server)
+                return server
+        raise AssertionError(f"graphrun serve did not start: {''.join(seen)}")
+
+    yield spawn
+    for server in spawned:
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()

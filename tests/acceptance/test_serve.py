@@ -8,85 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.acceptance.conftest import WORKER_ENV
+from tests.acceptance.conftest import graphrun
 from tests.acceptance.test_crash_recovery import wait_for_line
-from tests.conftest import APPS
-
-LINEAR = APPS / "linear"
-
-
-class Server:
-    """A `graphrun serve` subprocess and its base URL."""
-
-    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
-        self.process = process
-        self.url = url
-
-    def signal(self, sig: int) -> None:
-        self.process.send_signal(sig)
-
-    async def wait(self) -> int:
-        return await self.process.wait()
-
-
-def graphrun(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "graphrun", *args, "--db", db_url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-
-
-@pytest.fixture
-async def spawn_server(db_url: str) -> AsyncIterator[Callable[..., object]]:
-    spawned: list[Server] = []
-
-    async def spawn(*args: str) -> Server:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "graphrun",
-            "serve",
-            "--db",
-            db_url,
-            "--port",
-            "0",
-            "--app",
-            str(LINEAR),
-            *args,
-            env={**os.environ, **WORKER_ENV},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert process.stdout is not None
-        seen = []
-        while line := (await asyncio.wait_for(process.stdout.readline(), 60)).decode():
-            seen.append(line)
-            if match := re.search(r"serving on (http://\S+)", line):
-                server = Server(process, match.group(1))
-                spawned.append(server)
-                return server
-        raise AssertionError(f"graphrun serve did not start: {''.join(seen)}")
-
-    yield spawn
-    for server in spawned:
-        if server.process.returncode is None:
-            server.process.kill()
-            await server.process.wait()
 
 
 def _effects(path: Path) -> tuple[Counter[int], Counter[int]]:

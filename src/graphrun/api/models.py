@@ -39,6 +39,19 @@ class _In(BaseModel):
 class StartRunIn(_In):
     """Start a run of ``workflow`` with ``input``."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "workflow": "orders.fulfil",
+                    "input": {"order_id": "A1", "items": [{"sku": "tea", "qty": 2, "price": 8.0}]},
+                    "idempotency_key": "order-A1",
+                }
+            ]
+        },
+    )
+
     workflow: str = Field(pattern=WORKFLOW_NAME, max_length=127, examples=["orders.fulfil"])
     input: Any = Field(default=None, description="The run's input; defaults to `{}`.")
     idempotency_key: str | None = Field(

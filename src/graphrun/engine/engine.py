@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -607,9 +608,18 @@ def _iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+#: 1-255 characters, none of them a control character (C0, DEL or C1).
+IDEMPOTENCY_KEY = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,255}$")
+
+
 def _check_idempotency_key(key: str) -> None:
-    if not 1 <= len(key) <= 255 or not key.isprintable():
+    if not IDEMPOTENCY_KEY.match(key):
         raise errors.ValidationFailed(
             "idempotency key",
-            [{"pointer": "/idempotency_key", "message": "must be 1-255 printable characters"}],
+            [
+                {
+                    "pointer": "/idempotency_key",
+                    "message": "must be 1-255 characters, no control characters",
+                }
+            ],
         )

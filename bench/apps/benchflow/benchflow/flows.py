@@ -1,8 +1,11 @@
-"""The benchmark workload: ten nodes in a line, each adding 1 (issue 2's `x + 1` graph)."""
+"""The benchmark workloads: ten nodes in a line, each adding 1 (issue 2's `x + 1` graph);
+the same with a pause in each node (runs that stay executing); one approval wait.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, NotRequired
 
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
@@ -38,6 +41,23 @@ def ask(state: State) -> dict[str, Any]:
 
 
 linear = build_linear()
+
+
+class SlowState(TypedDict):
+    x: int
+    pause: NotRequired[float]
+
+
+async def add_one_slowly(state: SlowState) -> dict[str, Any]:
+    await asyncio.sleep(state.get("pause", 0.1))
+    return {"x": state["x"] + 1}
+
+
+slow = StateGraph(SlowState)
+for i in range(NODES):
+    slow.add_node(f"s{i}", add_one_slowly)
+    slow.add_edge(START if i == 0 else f"s{i - 1}", f"s{i}")
+slow.add_edge(f"s{NODES - 1}", END)
 
 approval = StateGraph(State)
 approval.add_node("ask", ask)

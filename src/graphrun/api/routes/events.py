@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -31,12 +32,20 @@ KEEPALIVE_S = 15.0
 
 router = APIRouter(tags=["runs"], responses=error_responses(*COMMON_ERRORS, 404))
 
+#: One event on the wire (OpenAPI 3.2 ``itemSchema``): ``data`` is JSON text.
 _EVENT_SCHEMA: dict[str, Any] = {
-    "type": "string",
-    "description": (
-        "`text/event-stream`: per event, `id: <event id>`, `event: <kind>` (status, node, "
-        "resume, cancel_requested...) and `data: {id, run_id, kind, data, created_at}`."
-    ),
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "The event id; resume with Last-Event-ID."},
+        "event": {"type": "string", "description": "status, node, resume, cancel_requested..."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "JSON: {id, run_id, kind, data, created_at}.",
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
 }
 
 
@@ -51,15 +60,20 @@ def _frame(event: EventRecord) -> bytes:
     return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def _stream(events: AsyncIterator[EventRecord]) -> AsyncIterator[bytes]:
+async def _stream(events: AsyncIterator[EventRecord], max_s: float) -> AsyncIterator[bytes]:
     pending: asyncio.Future[EventRecord] | None = None
+    deadline = time.monotonic() + max_s
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait([pending], timeout=KEEPALIVE_S)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return  # the client reconnects with Last-Event-ID
+            done, _ = await asyncio.wait([pending], timeout=min(KEEPALIVE_S, remaining))
             if not done:
-                yield b": keep-alive\n\n"
+                if time.monotonic() < deadline:
+                    yield b": keep-alive\n\n"
                 continue
             try:
                 event = pending.result()
@@ -80,7 +94,8 @@ async def _stream(events: AsyncIterator[EventRecord]) -> AsyncIterator[bytes]:
     "/runs/{run_id}/events",
     response_class=StreamingResponse,
     dependencies=[Depends(require(Scope.READ))],
-    responses={200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}}},
+    responses={200: {"content": {"text/event-stream": {"itemSchema": _EVENT_SCHEMA}}}},
+    operation_id="run_events",
 )
 async def run_events(
     run: Annotated[Run, Depends(existing_run)],
@@ -88,13 +103,15 @@ async def run_events(
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=18, pattern=r"^\d+$")
     ] = None,
-    after: Annotated[int | None, Query(ge=0, description="Send only events after this id.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="Send only events after this id.")
+    ] = None,
 ) -> StreamingResponse:
     """Stream the run's status changes and finished nodes, oldest first, as they happen."""
     start = after if after is not None else int(last_event_id or 0)
     events = engine.watch(run.id, after_id=start, until_finished=True)
     return StreamingResponse(
-        _stream(events),
+        _stream(events, engine.settings.stream_max_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -16,13 +16,15 @@ __all__ = ("router",)
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=HealthOut)
+@router.get("/healthz", response_model=HealthOut, operation_id="healthz")
 async def healthz() -> HealthOut:
     """The server process is up."""
     return HealthOut(status="ok")
 
 
-@router.get("/readyz", response_model=HealthOut, responses=error_responses(503))
+@router.get(
+    "/readyz", response_model=HealthOut, responses=error_responses(503), operation_id="readyz"
+)
 async def readyz(engine: EngineDep) -> HealthOut:
     """The database answers and its schema is current (503 otherwise)."""
     await engine.check_ready()

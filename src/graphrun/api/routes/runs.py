@@ -5,10 +5,11 @@ Signals, pause and fork are further ``POST /runs/{run_id}/<action>`` routes on t
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
+from pydantic import AwareDatetime, BeforeValidator
 
 from graphrun import errors
 from graphrun.api.auth import require
@@ -29,8 +30,25 @@ from ._params import EngineDep, RunId
 
 __all__ = ("router",)
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("an ISO 8601 date-time with a UTC offset, e.g. 2026-11-26T10:00:00Z")
+    return value
+
+
+#: An ISO 8601 date-time with its offset (not a bare number, not a naive time).
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+
 router = APIRouter(prefix="/runs", tags=["runs"], responses=error_responses(*COMMON_ERRORS))
 reader = [Depends(require(Scope.READ))]
+#: OpenAPI links: what a client (or a fuzzer's stateful phase) can do with a started run.
+RUN_LINKS = {
+    op: {"operationId": op, "parameters": {"run_id": "$response.body#/id"}}
+    for op in ("get_run", "run_history", "run_events", "resume_run", "cancel_run", "retry_run")
+}
 writer = [Depends(require(Scope.WRITE))]
 
 
@@ -39,7 +57,8 @@ writer = [Depends(require(Scope.WRITE))]
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunOut,
     dependencies=writer,
-    responses=error_responses(*BODY_ERRORS, 404, 409),
+    responses={**error_responses(*BODY_ERRORS, 404, 409), 202: {"links": RUN_LINKS}},
+    operation_id="start_run",
 )
 async def start_run(body: StartRunIn, engine: EngineDep) -> dict[str, Any]:
     """Start a run; answers at once (202) without waiting for any step.
@@ -54,15 +73,15 @@ async def start_run(body: StartRunIn, engine: EngineDep) -> dict[str, Any]:
     return run.to_json()
 
 
-@router.get("", response_model=RunPageOut, dependencies=reader)
+@router.get("", response_model=RunPageOut, dependencies=reader, operation_id="list_runs")
 async def list_runs(
     engine: EngineDep,
     status: Annotated[list[RunStatus] | None, Query(description="Any of these.")] = None,
     workflow: Annotated[
         str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$")
     ] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
@@ -78,7 +97,13 @@ async def list_runs(
     return {"runs": [r.to_json() for r in page.runs], "next_cursor": page.next_cursor}
 
 
-@router.get("/{run_id}", response_model=RunOut, dependencies=reader, responses=error_responses(404))
+@router.get(
+    "/{run_id}",
+    response_model=RunOut,
+    dependencies=reader,
+    responses=error_responses(404),
+    operation_id="get_run",
+)
 async def get_run(
     run_id: RunId,
     engine: EngineDep,
@@ -98,6 +123,7 @@ async def get_run(
     response_model=RunOut,
     dependencies=writer,
     responses=error_responses(*BODY_ERRORS, 404, 409),
+    operation_id="resume_run",
 )
 async def resume_run(run_id: RunId, body: ResumeIn, engine: EngineDep) -> dict[str, Any]:
     """Answer the waiting run's interrupt; the run is queued to continue."""
@@ -113,6 +139,7 @@ async def resume_run(run_id: RunId, body: ResumeIn, engine: EngineDep) -> dict[s
     response_model=RunOut,
     dependencies=writer,
     responses=error_responses(404, 409),
+    operation_id="cancel_run",
 )
 async def cancel_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
     """Cancel the run: at once unless running; a running run stops at its current step."""
@@ -124,6 +151,7 @@ async def cancel_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
     response_model=RunOut,
     dependencies=writer,
     responses=error_responses(404, 409),
+    operation_id="retry_run",
 )
 async def retry_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
     """Queue a failed run again; it continues from the step that failed."""
@@ -135,6 +163,7 @@ async def retry_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
     response_model=HistoryOut,
     dependencies=reader,
     responses=error_responses(404),
+    operation_id="run_history",
 )
 async def run_history(
     run_id: RunId,

@@ -33,13 +33,18 @@ def _json(record: Any) -> dict[str, Any]:
     }
 
 
-@router.get("", response_model=list[WorkflowOut])
+@router.get("", response_model=list[WorkflowOut], operation_id="list_workflows")
 async def list_workflows(engine: EngineDep) -> list[dict[str, Any]]:
     """Every workflow's newest published version, by name."""
     return [_json(w) for w in await engine.workflows()]
 
 
-@router.get("/{name}", response_model=WorkflowOut, responses=error_responses(404))
+@router.get(
+    "/{name}",
+    response_model=WorkflowOut,
+    responses=error_responses(404),
+    operation_id="get_workflow",
+)
 async def get_workflow(
     name: Annotated[
         str, Path(pattern=r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$", max_length=127)

@@ -1,0 +1,194 @@
+"""HTTP API benchmark (issue 3): a real `graphrun serve` on SQLite, driven over real HTTP.
+
+Figures, all from one run of this script (the client is a separate process from the server):
+
+- cold start: spawning `graphrun serve` to the first answered request;
+- `POST /runs` to 202 while 200 runs are executing (p50/p99);
+- HTTP start to completed of the 10-node workflow: `POST /runs`, then `GET /runs/{id}?wait=`
+  (p50);
+- resume to completed over HTTP: `POST /runs/{id}/resume`, then `GET ?wait=` (p50);
+- the server's RSS at the end (and its peak).
+
+    .venv/bin/python bench/bench_api.py            # full run
+    .venv/bin/python bench/bench_api.py --quick    # fewer requests, for a smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+HERE = Path(__file__).parent
+APP = HERE / "apps" / "benchflow"
+GRAPHRUN = [sys.executable, "-m", "graphrun"]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def start_server(
+    db: str, env: dict[str, str]
+) -> tuple[asyncio.subprocess.Process, str, float]:
+    t0 = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        *GRAPHRUN,
+        "serve",
+        "--db",
+        db,
+        "--port",
+        "0",
+        "--app",
+        str(APP),
+        "--concurrency",
+        "400",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    while line := (await process.stdout.readline()).decode():
+        if match := re.search(r"serving on (http://\S+)", line):
+            url = match.group(1)
+            async with httpx.AsyncClient(base_url=url) as client:
+                assert (await client.get("/healthz")).status_code == 200
+            return process, url, time.perf_counter() - t0
+    raise RuntimeError("graphrun serve did not start")
+
+
+async def post_latency_under_load(client: httpx.AsyncClient, requests: int) -> dict[str, float]:
+    slow = {"workflow": "benchflow.slow", "input": {"x": 0, "pause": 0.25}}
+    background = [(await client.post("/runs", json=slow)).json()["id"] for _ in range(200)]
+    running = (await client.get("/runs", params={"status": "running", "limit": 500})).json()
+    times = []
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        response = await client.post(
+            "/runs", json={"workflow": "benchflow.linear", "input": {"x": 0}}
+        )
+        times.append(time.perf_counter() - t0)
+        assert response.status_code == 202, response.text
+    for run_id in background:
+        done = (await client.get(f"/runs/{run_id}", params={"wait": 60})).json()
+        assert done["status"] == "completed", done
+    return {
+        "executing": len(running["runs"]),
+        "p50": statistics.median(times) * 1000,
+        "p99": pct(times, 99) * 1000,
+    }
+
+
+async def start_to_completed(client: httpx.AsyncClient, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run = (
+            await client.post("/runs", json={"workflow": "benchflow.linear", "input": {"x": 0}})
+        ).json()
+        done = (await client.get(f"/runs/{run['id']}", params={"wait": 30})).json()
+        times.append(time.perf_counter() - t0)
+        assert done["output"] == {"x": 10}, done
+    return times
+
+
+async def resume_to_completed(client: httpx.AsyncClient, runs: int) -> list[float]:
+    waiting = []
+    for _ in range(runs):
+        run = (
+            await client.post("/runs", json={"workflow": "benchflow.approval", "input": {"x": 0}})
+        ).json()
+        waiting.append(run["id"])
+    for run_id in waiting:
+        assert (await client.get(f"/runs/{run_id}", params={"wait": 30})).json()[
+            "status"
+        ] == "waiting"
+    times = []
+    for run_id in waiting:
+        t0 = time.perf_counter()
+        resumed = await client.post(f"/runs/{run_id}/resume", json={"value": {"go": True}})
+        assert resumed.status_code == 200, resumed.text
+        done = (await client.get(f"/runs/{run_id}", params={"wait": 30})).json()
+        times.append(time.perf_counter() - t0)
+        assert done["status"] == "completed", done
+    return times
+
+
+async def main(quick: bool) -> None:
+    n = 40 if quick else 200
+    with tempfile.TemporaryDirectory() as tmp:
+        db = f"sqlite:///{tmp}/bench.db"
+        env = {**os.environ, "GRAPHRUN_POLL_INTERVAL": "1.0"}
+        created = subprocess.run(  # noqa: ASYNC221 (before the server starts)
+            [*GRAPHRUN, "keys", "create", "bench", "-s", "write", "--json", "--db", db],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        token = json.loads(created.stdout)["token"]
+        process, url, cold = await start_server(db, env)
+        server = psutil.Process(process.pid)
+        peak = 0.0
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            limits = httpx.Limits(max_connections=10)
+            async with httpx.AsyncClient(
+                base_url=url, headers=headers, timeout=120, limits=limits
+            ) as client:
+                await start_to_completed(client, 10)  # warm-up
+                seq = start_to_completed(client, n)
+                times = await seq
+                peak = max(peak, server.memory_info().rss)
+                resume = await resume_to_completed(client, n)
+                peak = max(peak, server.memory_info().rss)
+                load = await post_latency_under_load(client, n)
+                peak = max(peak, server.memory_info().rss)
+                rss_end = server.memory_info().rss
+        finally:
+            process.terminate()
+            await process.wait()
+    mb = 1024 * 1024
+    rows = [
+        ("cold start to first request", f"{cold * 1000:.0f} ms", "<= 1000 ms"),
+        (f"POST /runs p50, {load['executing']} runs executing", f"{load['p50']:.2f} ms", ""),
+        (f"POST /runs p99, {load['executing']} runs executing", f"{load['p99']:.2f} ms", "< 50 ms"),
+        (
+            "HTTP start -> completed, 10 nodes, p50",
+            f"{statistics.median(times) * 1000:.2f} ms",
+            "<= 15 ms",
+        ),
+        ("HTTP start -> completed, 10 nodes, p99", f"{pct(times, 99) * 1000:.2f} ms", ""),
+        ("HTTP resume -> completed, p50", f"{statistics.median(resume) * 1000:.2f} ms", "<= 10 ms"),
+        (
+            "server RSS at the end (peak sampled)",
+            f"{rss_end / mb:.0f} MB ({peak / mb:.0f} MB)",
+            "<= 150 MB",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n| {'figure':<{width}} | measured | target |")
+    print(f"| {'-' * width} | --- | --- |")
+    for name, value, target in rows:
+        print(f"| {name:<{width}} | {value} | {target} |")
+    print(
+        f"\n{n} requests per figure; SQLite, synchronous=FULL, auth on; Python {sys.version.split()[0]}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    asyncio.run(main(parser.parse_args().quick))
