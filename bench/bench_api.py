@@ -126,6 +126,30 @@ async def resume_to_completed(client: httpx.AsyncClient, runs: int) -> list[floa
     return times
 
 
+async def in_process(db: str, runs: int) -> tuple[list[float], list[float]]:
+    """The same two figures without HTTP: the engine called directly (the floor)."""
+    from graphrun import Engine, Settings
+
+    async with Engine(apps=[APP], settings=Settings(database_url=db)) as engine:
+        starts = []
+        for i in range(runs + 10):
+            t0 = time.perf_counter()
+            run = await engine.wait((await engine.start("benchflow.linear", {"x": 0})).id)
+            if i >= 10:
+                starts.append(time.perf_counter() - t0)
+            assert run.output == {"x": 10}
+        waiting = [(await engine.start("benchflow.approval", {"x": 0})).id for _ in range(runs)]
+        for run_id in waiting:
+            await engine.wait(run_id)
+        resumes = []
+        for run_id in waiting:
+            t0 = time.perf_counter()
+            await engine.resume(run_id, {"go": True})
+            assert (await engine.wait(run_id)).output == {"x": 2}
+            resumes.append(time.perf_counter() - t0)
+    return starts, resumes
+
+
 async def main(quick: bool) -> None:
     n = 40 if quick else 200
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,6 +163,7 @@ async def main(quick: bool) -> None:
             env=env,
         )
         token = json.loads(created.stdout)["token"]
+        floor_start, floor_resume = await in_process(f"sqlite:///{tmp}/floor.db", n)
         process, url, cold = await start_server(db, env)
         server = psutil.Process(process.pid)
         peak = 0.0
@@ -171,7 +196,17 @@ async def main(quick: bool) -> None:
             "<= 15 ms",
         ),
         ("HTTP start -> completed, 10 nodes, p99", f"{pct(times, 99) * 1000:.2f} ms", ""),
+        (
+            "  same, in process (no HTTP), p50",
+            f"{statistics.median(floor_start) * 1000:.2f} ms",
+            "",
+        ),
         ("HTTP resume -> completed, p50", f"{statistics.median(resume) * 1000:.2f} ms", "<= 10 ms"),
+        (
+            "  same, in process (no HTTP), p50",
+            f"{statistics.median(floor_resume) * 1000:.2f} ms",
+            "",
+        ),
         (
             "server RSS at the end (peak sampled)",
             f"{rss_end / mb:.0f} MB ({peak / mb:.0f} MB)",

@@ -26,7 +26,7 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from `graphrun ke
 Principal = ApiKeyRecord | None
 
 
-def engine_of(request: Request) -> Engine:
+async def engine_of(request: Request) -> Engine:
     """The engine the app serves (a dependency)."""
     engine: Engine = request.app.state.engine
     return engine
@@ -43,7 +43,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
             return None
         if credentials is None:
             raise errors.Unauthenticated()
-        record = await engine_of(request).api_keys.verify(credentials.credentials)
+        record = await (await engine_of(request)).api_keys.verify(credentials.credentials)
         if record is None:
             raise errors.Unauthenticated("The API key is invalid, revoked or expired.")
         if not ApiKeys.allows(record, scope):
