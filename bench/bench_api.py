@@ -126,6 +126,15 @@ async def resume_to_completed(client: httpx.AsyncClient, runs: int) -> list[floa
     return times
 
 
+def import_floor() -> float:
+    """Seconds for a bare interpreter to import what any graphrun server must (its floor)."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "import langgraph.graph, fastapi, uvicorn, sqlalchemy"], check=True
+    )
+    return time.perf_counter() - t0
+
+
 async def in_process(db: str, runs: int) -> tuple[list[float], list[float]]:
     """The same two figures without HTTP: the engine called directly (the floor)."""
     from graphrun import Engine, Settings
@@ -164,6 +173,7 @@ async def main(quick: bool) -> None:
         )
         token = json.loads(created.stdout)["token"]
         floor_start, floor_resume = await in_process(f"sqlite:///{tmp}/floor.db", n)
+        floor_import = import_floor()
         process, url, cold = await start_server(db, env)
         server = psutil.Process(process.pid)
         peak = 0.0
@@ -188,6 +198,11 @@ async def main(quick: bool) -> None:
     mb = 1024 * 1024
     rows = [
         ("cold start to first request", f"{cold * 1000:.0f} ms", "<= 1000 ms"),
+        (
+            "  importing langgraph, fastapi, uvicorn, sqlalchemy alone",
+            f"{floor_import * 1000:.0f} ms",
+            "",
+        ),
         (f"POST /runs p50, {load['executing']} runs executing", f"{load['p50']:.2f} ms", ""),
         (f"POST /runs p99, {load['executing']} runs executing", f"{load['p99']:.2f} ms", "< 50 ms"),
         (
