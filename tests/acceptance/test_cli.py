@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from graphrun.storage import migrations
 from tests.conftest import APPS, EXAMPLES
 
 ORDER = {"order_id": "C1", "items": [{"sku": "tea", "qty": 2, "price": 80.0}]}
@@ -74,7 +75,7 @@ def test_cli_failures_are_clear_and_typed(db_url: str, tmp_path: Path) -> None:
     assert "run_not_found" in missing.stderr
     upgraded = graphrun(f"sqlite:///{tmp_path}/fresh.db", "db", "upgrade")
     assert upgraded.returncode == 0
-    assert "revision 0001" in upgraded.stdout
+    assert f"revision {migrations.head_revision()}" in upgraded.stdout
 
 
 @pytest.mark.acceptance
