@@ -70,8 +70,10 @@ async def start_server(
 
 
 async def post_latency_under_load(client: httpx.AsyncClient, requests: int) -> dict[str, float]:
-    slow = {"workflow": "benchflow.slow", "input": {"x": 0, "pause": 0.25}}
-    background = [(await client.post("/runs", json=slow)).json()["id"] for _ in range(200)]
+    # 200 runs of 10 nodes that each pause 1 s: all of them executing while we measure.
+    slow = {"workflow": "benchflow.slow", "input": {"x": 0, "pause": 1.0}}
+    started = await asyncio.gather(*(client.post("/runs", json=slow) for _ in range(200)))
+    background = [r.json()["id"] for r in started]
     running = (await client.get("/runs", params={"status": "running", "limit": 500})).json()
     times = []
     for _ in range(requests):

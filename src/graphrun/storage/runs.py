@@ -140,7 +140,12 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
 
 async def get(db: Database, run_id: str) -> Run | None:
     """The run with this id, or None."""
-    row = await db.row(select(runs).where(runs.c.id == run_id))
+    statement = db.statement(
+        "runs.get", lambda: select(runs).where(runs.c.id == bindparam("run_id"))
+    )
+    row = await db.read(
+        lambda conn: conn.execute(statement, {"run_id": run_id}).mappings().first()
+    )
     return None if row is None else Run.from_row(row)
 
 
