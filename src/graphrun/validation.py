@@ -33,6 +33,7 @@ __all__ = (
 MAX_DEPTH = 64  # nesting levels
 MAX_ITEMS = 10_000  # entries per array or object
 MAX_STRING = 1_000_000  # characters per string
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # what checkpoints (msgpack) and PostgreSQL store
 
 
 #: Characters a pointer cannot carry as they are: lone surrogates (not UTF-8) and NUL.
@@ -70,8 +71,11 @@ def _children(
     """Check one value; return the children still to check."""
     if len(path) > MAX_DEPTH:
         problems.append(_problem(path, f"nested deeper than {MAX_DEPTH}"))
-    elif item is None or isinstance(item, bool | int):
+    elif item is None or isinstance(item, bool):
         pass
+    elif isinstance(item, int):
+        if not MIN_INT <= item <= MAX_INT:
+            problems.append(_problem(path, "integer outside the 64-bit range"))
     elif isinstance(item, float):
         if not math.isfinite(item):
             problems.append(_problem(path, "NaN and Infinity are not JSON"))

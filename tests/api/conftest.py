@@ -67,7 +67,9 @@ async def live_server() -> AsyncIterator[LiveServer]:
     async def start(engine: Engine, *, auth: bool = True) -> str:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(create_app(engine, auth=auth), lifespan="off", log_level="warning")
+        app = create_app(engine, auth=auth)
+        start.app = app  # type: ignore[attr-defined]  # the latest app, for tests that steer it
+        config = uvicorn.Config(app, lifespan="off", log_level="warning")
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         await server.up.wait()

@@ -41,6 +41,20 @@ async def test_no_key_is_401(api: Api, method: str, path: str, scope: str) -> No
     assert response.json()["code"] == "unauthenticated"
 
 
+async def test_nothing_an_anonymous_caller_sends_is_read(api: Api) -> None:
+    async with api.client(None) as anonymous:
+        bad_body = await anonymous.post(
+            "/runs", content=b'{"x": NaN}', headers={"content-type": "application/json"}
+        )
+        bad_query = await anonymous.get("/runs", params={"nope": 1})
+        huge = await anonymous.post(
+            "/runs",
+            content=b"[" * 500_000 + b"]" * 500_000,
+            headers={"content-type": "application/json"},
+        )
+    assert [r.status_code for r in (bad_body, bad_query, huge)] == [401, 401, 401]
+
+
 @pytest.mark.parametrize(
     "header",
     [

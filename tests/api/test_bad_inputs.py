@@ -93,6 +93,14 @@ BAD_BODIES = [
         422,
         None,
     ),
+    (6, "integer beyond 64 bits", {"json": {**START, "input": {"x": 2**63}}}, 422, None),
+    (
+        6,
+        "5000-digit integer",
+        _raw('{"workflow": "linear.ten", "input": {"x": ' + "9" * 5000 + "}}"),
+        422,
+        None,
+    ),
     (
         8,
         "unknown workflow",

@@ -95,3 +95,40 @@ async def test_the_stream_needs_a_key(make_engine: EngineFactory, live_server) -
             response = await client.get(f"/runs/{run_id}/events")
             assert response.status_code == 401
             assert response.headers["content-type"] == "application/json"
+
+
+async def test_a_stream_ends_cleanly_when_the_server_shuts_down(
+    make_engine: EngineFactory, live_server
+) -> None:
+    async with make_engine("gated") as engine:
+        url = await live_server(engine, auth=False)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            run_id = await _start(client, "gated.quick", 95)
+            async with client.stream("GET", f"/runs/{run_id}/events") as response:
+                seen = []
+                async for event in _events(response):
+                    seen.append(event)
+                    if event["data"]["data"].get("status") == "waiting":
+                        live_server.app.state.shutdown.set()  # what SIGTERM does
+            # The stream ended (no truncated chunk); the run still waits, resumable later.
+            assert seen[-1]["data"]["data"]["status"] == "waiting"
+            assert (await engine.get(run_id)).status.value == "waiting"
+
+
+async def test_a_stream_ends_when_its_key_is_revoked(
+    make_engine: EngineFactory, live_server, monkeypatch
+) -> None:
+    from graphrun.api.routes import events
+
+    monkeypatch.setattr(events, "KEEPALIVE_S", 0.05)
+    async with make_engine("gated") as engine:
+        issued = await engine.api_keys.create("watcher", ["write"])
+        url = await live_server(engine)
+        headers = {"Authorization": f"Bearer {issued.token}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+            run_id = await _start(client, "gated.quick", 95)
+            async with client.stream("GET", f"/runs/{run_id}/events") as response:
+                async for event in _events(response):
+                    if event["data"]["data"].get("status") == "waiting":
+                        await engine.api_keys.revoke(issued.record.id)
+            assert (await client.get(f"/runs/{run_id}")).status_code == 401

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib.metadata import version
 
 from fastapi import Depends, FastAPI
 
 from graphrun.engine import Engine
 
+from .authenticate import Authenticate
 from .errors import install_error_handlers
 from .hygiene import DEFAULT_MAX_BODY_BYTES, RequestHygiene
 from .routes import events, health, runs, workflows
@@ -44,8 +46,12 @@ def create_app(
     )
     app.state.engine = engine
     app.state.auth = auth
+    #: Set when the server begins to shut down: open streams and long-polls end at once.
+    app.state.shutdown = asyncio.Event()
     install_error_handlers(app)
     for module in (runs, events, workflows, health):
         app.include_router(module.router)
     app.add_middleware(RequestHygiene, max_body_bytes=max_body_bytes)
+    # Added last, so it runs first: nothing of an anonymous request is read or parsed.
+    app.add_middleware(Authenticate, verify=lambda t: engine.api_keys.verify(t), enabled=auth)
     return app

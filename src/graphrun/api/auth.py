@@ -1,8 +1,10 @@
-"""Bearer-token auth: every route but the probes names the scope it needs.
+"""Authorization: every route but the probes names the scope it needs.
 
-`require(Scope.WRITE)` is a FastAPI dependency: it answers 401 without a valid key (missing,
-malformed, unknown, revoked or expired: the caller is not told which) and 403 when the key
-lacks the scope. With auth off (``graphrun serve --dev``, loopback only) it lets all through.
+`Authenticate` (in ``authenticate.py``) has already answered 401 to a request without an
+active key (missing, malformed, unknown, revoked or expired: the caller is not told which).
+`require(Scope.WRITE)` is the FastAPI dependency that answers 403 when the key lacks the
+scope, and declares the bearer scheme in the OpenAPI document. With auth off
+(``graphrun serve --dev``, loopback only) it lets all through.
 """
 
 from __future__ import annotations
@@ -41,11 +43,9 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         if not request.app.state.auth:
             return None
-        if credentials is None:
+        record: ApiKeyRecord | None = getattr(request.state, "api_key", None)
+        if record is None:  # `Authenticate` answers 401 before this; never trust its absence
             raise errors.Unauthenticated()
-        record = await (await engine_of(request)).api_keys.verify(credentials.credentials)
-        if record is None:
-            raise errors.Unauthenticated("The API key is invalid, revoked or expired.")
         if not ApiKeys.allows(record, scope):
             raise errors.PermissionDenied(
                 f"API key {record.id} lacks the {scope.value!r} scope.",

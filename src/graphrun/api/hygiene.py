@@ -7,7 +7,10 @@ One ASGI middleware, because the checks must run on the raw bytes and in this or
 2. media type: a body that is not ``application/json`` (415);
 3. encoding: bytes that are not UTF-8 (400);
 4. JSON: malformed text, ``NaN``/``Infinity``, nesting deeper than the limit (422);
-5. content: lone surrogates and NUL characters, oversized strings and arrays (422).
+5. content: lone surrogates and NUL characters, integers beyond 64 bits, oversized strings
+   and arrays (422).
+
+It runs after `Authenticate`, so an anonymous client cannot make the server parse anything.
 
 Python's ``json`` accepts 3-5 and SQLite would store them, while PostgreSQL refuses them
 and msgpack silently rewrites surrogates to ``?``: rejecting them here keeps both backends'
@@ -17,6 +20,7 @@ in plain text; this one answers with the API's JSON error body like every other 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -29,6 +33,8 @@ from graphrun import errors, validation
 __all__ = ("DEFAULT_MAX_BODY_BYTES", "RequestHygiene")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: Bodies larger than this are parsed and checked on a worker thread, off the event loop.
+OFFLOAD_BYTES = 64 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -59,7 +65,9 @@ class RequestHygiene:
             body = await self._read(headers, receive)
             if body is None:
                 return  # the client went away
-            if body:
+            if len(body) > OFFLOAD_BYTES:  # parsing a large body would stall the event loop
+                await asyncio.to_thread(self._check, headers, body)
+            elif body:
                 self._check(headers, body)
         except errors.GraphrunError as exc:
             await JSONResponse(exc.to_dict(), status_code=exc.http_status)(scope, receive, send)
@@ -79,7 +87,7 @@ class RequestHygiene:
     async def _read(self, headers: Headers, receive: Receive) -> bytes | None:
         declared = headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdecimal()):
                 raise errors.MalformedBody("Content-Length is not a number.")
             if int(declared) > self.max_body_bytes:
                 raise errors.BodyTooLarge(self.max_body_bytes)
@@ -123,4 +131,6 @@ class RequestHygiene:
                 "body",
                 [{"pointer": "", "message": f"nested deeper than {validation.MAX_DEPTH}"}],
             ) from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise errors.ValidationFailed("body", [{"pointer": "", "message": str(exc)}]) from None
         validation.check_json(value, what="body")

@@ -28,6 +28,9 @@ __all__ = ("check_dev_host", "serve")
 
 logger = logging.getLogger("graphrun.api")
 
+#: The longest grace period `serve` accepts, in seconds.
+MAX_GRACE_S = 3600.0
+
 
 def check_dev_host(host: str) -> None:
     """Refuse to serve without auth on anything but a loopback address.
@@ -94,14 +97,19 @@ async def serve(
     """
     if not auth:
         check_dev_host(host)
+    if not 0 <= grace_s <= MAX_GRACE_S:  # also refuses NaN
+        raise errors.ValidationFailed(
+            "--grace", [{"pointer": "/grace", "message": f"between 0 and {MAX_GRACE_S} seconds"}]
+        )
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Inherited by accepted connections: without it, a keep-alive response written in two
     # parts waits out the client's delayed ACK (40 ms on Linux).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
+    app = create_app(engine, auth=auth, max_body_bytes=max_body_bytes)
     config = uvicorn.Config(
-        create_app(engine, auth=auth, max_body_bytes=max_body_bytes),
+        app,
         lifespan="off",
         log_level="warning",
         access_log=False,
@@ -115,6 +123,7 @@ async def serve(
     def on_signal() -> None:
         nonlocal worker, stopping
         server.should_exit = True
+        app.state.shutdown.set()  # open streams and long-polls end now
         if stopping is None:
             worker = engine.worker
             stopping = asyncio.create_task(engine.stop_worker(grace_s))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -64,7 +65,8 @@ def list_keys(database: DbOption = None, as_json: JsonOption = False) -> None:
         for column in ("id", "name", "scopes", "created", "expires", "state"):
             table.add_column(column)
         for r in records:
-            state = "revoked" if r.revoked_at else "active"
+            expired = r.expires_at is not None and r.expires_at <= datetime.now(UTC)
+            state = "revoked" if r.revoked_at else "expired" if expired else "active"
             table.add_row(
                 r.id,
                 r.name,

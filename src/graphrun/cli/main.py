@@ -71,7 +71,8 @@ def worker_command(
     database: DbOption = None,
     concurrency: Annotated[int | None, typer.Option(help="Runs executed at once.")] = None,
     grace: Annotated[
-        float, typer.Option(help="Seconds in-flight runs get to finish on SIGTERM.")
+        float,
+        typer.Option(help="Seconds in-flight runs get to finish on SIGTERM.", min=0, max=3600),
     ] = 10.0,
 ) -> None:
     """Execute queued runs of the given apps until SIGTERM or Ctrl-C.
@@ -117,7 +118,8 @@ def serve_command(
     ] = False,
     concurrency: Annotated[int | None, typer.Option(help="Runs executed at once.")] = None,
     grace: Annotated[
-        float, typer.Option(help="Seconds in-flight runs get to finish on SIGTERM.")
+        float,
+        typer.Option(help="Seconds in-flight runs get to finish on SIGTERM.", min=0, max=3600),
     ] = 10.0,
     max_body_bytes: Annotated[
         int, typer.Option(help="Largest request body accepted.", min=1024)

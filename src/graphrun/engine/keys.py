@@ -22,8 +22,8 @@ from graphrun.storage.records import ApiKeyRecord
 __all__ = ("ApiKeys", "IssuedKey", "Scope")
 
 TOKEN_PREFIX = "grk_"  # noqa: S105 (a prefix, not a secret)
-_TOKEN = re.compile(r"^grk_([0-9a-f]{12})_([A-Za-z0-9_-]{43,128})$")
-_NAME = re.compile(r"^[\w .@:/-]{1,100}$")
+_TOKEN = re.compile(r"grk_([0-9a-f]{12})_([A-Za-z0-9_-]{43,128})")
+_NAME = re.compile(r"[\w .@:/-]{1,100}")
 
 
 class Scope(enum.StrEnum):
@@ -66,7 +66,7 @@ class ApiKeys:
             ValidationFailed: The name, a scope or the expiry is invalid.
         """
         problems = []
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             problems.append({"pointer": "/name", "message": "1-100 letters, digits, ' .@:/_-'"})
         try:
             parsed = sorted({Scope(s) for s in scopes}, key=list(Scope).index)
@@ -92,7 +92,7 @@ class ApiKeys:
 
     async def verify(self, token: str) -> ApiKeyRecord | None:
         """The active key this token belongs to, or None (malformed, unknown, revoked, expired)."""
-        match = _TOKEN.match(token)
+        match = _TOKEN.fullmatch(token)
         if match is None:
             return None
         key_id, secret = match.groups()

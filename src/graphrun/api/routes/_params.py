@@ -10,6 +10,7 @@ from fastapi.dependencies.models import Dependant
 
 from graphrun import errors
 from graphrun.api.auth import engine_of
+from graphrun.api.errors import pointer
 from graphrun.engine import Engine
 from graphrun.storage.records import Run
 
@@ -41,7 +42,10 @@ async def known_query_only(request: Request) -> None:
     if unknown:
         raise errors.ValidationFailed(
             "query",
-            [{"pointer": f"/{name}", "message": "unknown query parameter"} for name in unknown],
+            [
+                {"pointer": pointer(("query", name)), "message": "unknown query parameter"}
+                for name in unknown
+            ],
         )
 
 

@@ -11,14 +11,15 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from graphrun import errors
 from graphrun.api.auth import require
+from graphrun.api.authenticate import bearer_token
 from graphrun.api.models import COMMON_ERRORS, error_responses
 from graphrun.engine.keys import Scope
 from graphrun.storage.records import EventRecord, Run
@@ -60,18 +61,38 @@ def _frame(event: EventRecord) -> bytes:
     return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def _stream(events: AsyncIterator[EventRecord], max_s: float) -> AsyncIterator[bytes]:
+async def _stream(
+    events: AsyncIterator[EventRecord],
+    *,
+    max_s: float,
+    shutdown: asyncio.Event,
+    still_allowed: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[bytes]:
+    """Frames of ``events``, with keep-alives.
+
+    Ends with the run, at ``max_s``, at shutdown, or when the caller's key stops being valid
+    (checked at each keep-alive).
+
+    Whenever it ends early, the client reconnects with ``Last-Event-ID`` and misses nothing.
+    """
     pending: asyncio.Future[EventRecord] | None = None
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(shutdown.wait())
     deadline = time.monotonic() + max_s
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(events))
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return  # the client reconnects with Last-Event-ID
-            done, _ = await asyncio.wait([pending], timeout=min(KEEPALIVE_S, remaining))
-            if not done:
+            if remaining <= 0 or stopping.done():
+                return
+            done, _ = await asyncio.wait(
+                [pending, stopping],
+                timeout=min(KEEPALIVE_S, remaining),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if pending not in done:
+                if stopping.done() or not await still_allowed():
+                    return
                 if time.monotonic() < deadline:
                     yield b": keep-alive\n\n"
                 continue
@@ -82,6 +103,7 @@ async def _stream(events: AsyncIterator[EventRecord], max_s: float) -> AsyncIter
             pending = None
             yield _frame(event)
     finally:
+        stopping.cancel()
         if pending is not None:
             pending.cancel()
             with contextlib.suppress(BaseException):
@@ -98,6 +120,7 @@ async def _stream(events: AsyncIterator[EventRecord], max_s: float) -> AsyncIter
     operation_id="run_events",
 )
 async def run_events(
+    request: Request,
     run: Annotated[Run, Depends(existing_run)],
     engine: EngineDep,
     last_event_id: Annotated[
@@ -110,8 +133,20 @@ async def run_events(
     """Stream the run's status changes and finished nodes, oldest first, as they happen."""
     start = after if after is not None else int(last_event_id or 0)
     events = engine.watch(run.id, after_id=start, until_finished=True)
+    token = bearer_token(request.headers)
+
+    async def still_allowed() -> bool:
+        if not request.app.state.auth:
+            return True
+        return token is not None and await engine.api_keys.verify(token) is not None
+
     return StreamingResponse(
-        _stream(events, engine.settings.stream_max_s),
+        _stream(
+            events,
+            max_s=engine.settings.stream_max_s,
+            shutdown=request.app.state.shutdown,
+            still_allowed=still_allowed,
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -13,7 +13,7 @@ from ._params import EngineDep
 
 __all__ = ("router",)
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=error_responses(422))
 
 
 @router.get("/healthz", response_model=HealthOut, operation_id="healthz")

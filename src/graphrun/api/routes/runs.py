@@ -5,10 +5,11 @@ Signals, pause and fork are further ``POST /runs/{run_id}/<action>`` routes on t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import AwareDatetime, BeforeValidator
 
 from graphrun import errors
@@ -23,8 +24,9 @@ from graphrun.api.models import (
     StartRunIn,
     error_responses,
 )
+from graphrun.engine import Engine
 from graphrun.engine.keys import Scope
-from graphrun.storage.records import RunStatus
+from graphrun.storage.records import Run, RunStatus
 
 from ._params import EngineDep, RunId
 
@@ -105,6 +107,7 @@ async def list_runs(
     operation_id="get_run",
 )
 async def get_run(
+    request: Request,
     run_id: RunId,
     engine: EngineDep,
     wait: Annotated[
@@ -114,8 +117,23 @@ async def get_run(
 ) -> dict[str, Any]:
     """The run; with ``wait``, answered when it waits or ends (or when ``wait`` runs out)."""
     if wait:
-        return (await engine.wait(str(run_id), timeout=wait)).to_json()
+        return (await _wait(engine, str(run_id), wait, request.app.state.shutdown)).to_json()
     return (await engine.get(str(run_id))).to_json()
+
+
+async def _wait(engine: Engine, run_id: str, timeout: float, shutdown: asyncio.Event) -> Run:
+    """`Engine.wait`, cut short when the server shuts down (the run as it is then)."""
+    waiting = asyncio.ensure_future(engine.wait(run_id, timeout=timeout))
+    stopping = asyncio.ensure_future(shutdown.wait())
+    try:
+        await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not waiting.done():
+            waiting.cancel()
+    if waiting.done() and not waiting.cancelled():
+        return waiting.result()
+    return await engine.get(run_id)
 
 
 @router.post(
@@ -138,7 +156,7 @@ async def resume_run(run_id: RunId, body: ResumeIn, engine: EngineDep) -> dict[s
     "/{run_id}/cancel",
     response_model=RunOut,
     dependencies=writer,
-    responses=error_responses(404, 409),
+    responses=error_responses(*BODY_ERRORS, 404, 409),
     operation_id="cancel_run",
 )
 async def cancel_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
@@ -150,7 +168,7 @@ async def cancel_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
     "/{run_id}/retry",
     response_model=RunOut,
     dependencies=writer,
-    responses=error_responses(404, 409),
+    responses=error_responses(*BODY_ERRORS, 404, 409),
     operation_id="retry_run",
 )
 async def retry_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
