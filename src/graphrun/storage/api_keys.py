@@ -65,7 +65,9 @@ async def find_active(db: Database, key_id: str) -> ApiKeyRecord | None:
             )
         ),
     )
-    row = await db.read(lambda conn: conn.execute(statement, {"key_id": key_id}).mappings().first())
+    row = await db.read_point(
+        lambda conn: conn.execute(statement, {"key_id": key_id}).mappings().first()
+    )
     return None if row is None else ApiKeyRecord.from_row(row)
 
 

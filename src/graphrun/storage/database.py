@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ T = TypeVar("T")
 Job = Callable[[Connection], T]
 
 MAX_BATCH = 256  # jobs per group commit
+SLICE_S = 0.004  # longest stretch a batch runs on the event loop before letting others in
 READ_THREADS = 4  # reader connections and threads
 SQLITE_FIXED_VERSION = (3, 51, 3)  # first release without the WAL-reset corruption bug
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p"})
@@ -129,6 +131,7 @@ class Database:
         self._work = asyncio.Event()
         self._closing = False
         self._writer_conn: Connection | None = None
+        self._point_conn: Connection | None = None
         self._writer_task: asyncio.Task[None] | None = None
         #: Where the writer waits: lock acquisition and COMMIT (fsync).
         self._waiter: ThreadPoolExecutor | None = None
@@ -174,9 +177,13 @@ class Database:
         )
         self._setup_sqlite(self._writer_engine, immediate=True)
         self._reader_engine = create_engine(
-            self.url, pool_size=READ_THREADS, max_overflow=0, connect_args=args
+            self.url, pool_size=READ_THREADS + 1, max_overflow=0, connect_args=args
         )
         self._setup_sqlite(self._reader_engine, immediate=False)
+        # The connection `read_point` uses on the event loop: it never waits for a lock.
+        self._point_conn = self._reader_engine.connect()
+        self._point_conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+        self._point_conn.rollback()
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="graphrun-db-reader")
         self._waiter = ThreadPoolExecutor(1, thread_name_prefix="graphrun-db-writer")
         logger.info("sqlite %s", sqlite3.sqlite_version, extra={"action": "sqlite_version"})
@@ -260,6 +267,9 @@ class Database:
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
+        if self._point_conn is not None:
+            self._point_conn.close()
+            self._point_conn = None
         for pool in (self._readers, self._waiter):
             if pool is not None:
                 pool.shutdown(wait=False)
@@ -305,7 +315,7 @@ class Database:
             transaction = await self._begin(conn)
             try:
                 with map_errors():
-                    outcomes = _run_jobs(conn, batch)
+                    outcomes = await _run_jobs(conn, batch)
                     if all(error is not None for _, _, error in outcomes):
                         transaction.rollback()
                     else:
@@ -361,6 +371,25 @@ class Database:
                 return job(conn)
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def read_point(self, job: Job[T]) -> T:
+        """Run a lookup by key (a few rows by an index) right here, without a thread hop.
+
+        Such a read takes microseconds on SQLite's cached pages, far less than the trip to a
+        reader thread and back through a busy event loop, so request paths use it. It never
+        waits for a lock: in the rare case SQLite reports one, it goes to a reader thread.
+        """
+        conn = self._point_conn
+        if conn is None:
+            raise errors.StorageError("The database is closed.")
+        try:
+            with map_errors():
+                try:
+                    return job(conn)
+                finally:
+                    conn.rollback()  # end the read transaction: never hold a snapshot open
+        except errors.StorageBusy:
+            return await self.read(job)
 
     async def rows(self, statement: Executable) -> list[RowMapping]:
         """All rows of a query, as mappings."""
@@ -448,15 +477,24 @@ def _reset(conn: Connection) -> None:
         conn.rollback()  # also discards a transaction SQLAlchemy holds as inactive
 
 
-def _run_jobs(
+async def _run_jobs(
     conn: Connection, batch: list[_Pending]
 ) -> list[tuple[_Pending, Any, BaseException | None]]:
-    """Run a batch's jobs in the open transaction, each in its own savepoint."""
+    """Run a batch's jobs in the open transaction, each in its own savepoint.
+
+    Every `SLICE_S` of work it lets the event loop run other tasks (requests, heartbeats),
+    so a large batch never stalls the loop for its whole length; only this writer uses the
+    connection, so the open transaction is safe meanwhile.
+    """
     if len(batch) == 1:
         return [(batch[0], batch[0].job(conn), None)]
     outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
     driver: Any = conn.connection.driver_connection
+    slice_started = time.perf_counter()
     for pending in batch:
+        if time.perf_counter() - slice_started > SLICE_S:
+            await asyncio.sleep(0)
+            slice_started = time.perf_counter()
         # Raw SAVEPOINT statements: SQLAlchemy's begin_nested() costs ten times more here.
         driver.execute("SAVEPOINT job")
         try:

@@ -143,7 +143,9 @@ async def get(db: Database, run_id: str) -> Run | None:
     statement = db.statement(
         "runs.get", lambda: select(runs).where(runs.c.id == bindparam("run_id"))
     )
-    row = await db.read(lambda conn: conn.execute(statement, {"run_id": run_id}).mappings().first())
+    row = await db.read_point(
+        lambda conn: conn.execute(statement, {"run_id": run_id}).mappings().first()
+    )
     return None if row is None else Run.from_row(row)
 
 
