@@ -204,3 +204,20 @@ async def test_a_commit_that_fails_leaves_the_writer_usable(db: Database) -> Non
     run, created = await runs_store.insert(db, new_run())
     assert created
     assert (await runs_store.get(db, run.id)) is not None
+
+
+async def test_read_point_answers_without_holding_a_snapshot_open(
+    db: Database, db_url: str
+) -> None:
+    run = await runs_store.insert(db, new_run())
+    found = await runs_store.get(db, run[0].id)
+    assert found is not None
+    assert found.id == run[0].id
+    other = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+    try:
+        # busy == 0: no reader (the point-read connection included) pins the WAL.
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        other.close()
+    assert busy == 0
+    assert await runs_store.get(db, "0190a0b0-0000-7000-8000-000000000000") is None
