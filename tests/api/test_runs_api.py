@@ -203,3 +203,17 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
         assert method in paths[path], f"{method.upper()} {path} is not documented"
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
     assert "409" in paths["/runs"]["post"]["responses"]
+
+
+async def test_readyz_is_503_when_the_schema_is_behind(api: Api) -> None:
+    def stamp_old(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+
+    await api.engine.db.write(stamp_old)
+    async with api.client(None) as anonymous:
+        ready = await anonymous.get("/readyz")
+        alive = await anonymous.get("/healthz")
+    assert ready.status_code == 503
+    assert ready.json()["code"] == "migration_required"
+    assert "graphrun db upgrade" in ready.json()["message"]
+    assert alive.status_code == 200
