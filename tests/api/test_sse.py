@@ -132,3 +132,37 @@ async def test_a_stream_ends_when_its_key_is_revoked(
                     if event["data"]["data"].get("status") == "waiting":
                         await engine.api_keys.revoke(issued.record.id)
             assert (await client.get(f"/runs/{run_id}")).status_code == 401
+
+
+async def test_a_busy_stream_still_checks_its_key(monkeypatch) -> None:
+    """Events arriving faster than the keep-alive interval do not skip the key check."""
+    import asyncio
+
+    from graphrun.api.routes import events as module
+    from graphrun.storage.records import EventRecord
+
+    async def endless():  # type: ignore[no-untyped-def]
+        from datetime import UTC, datetime
+
+        i = 0
+        while True:
+            i += 1
+            await asyncio.sleep(0.001)
+            yield EventRecord(id=i, run_id="r", kind="node", data={}, created_at=datetime.now(UTC))
+
+    checks = 0
+
+    async def revoked() -> bool:
+        nonlocal checks
+        checks += 1
+        return False
+
+    monkeypatch.setattr(module, "KEEPALIVE_S", 0.02)
+    frames = [
+        f
+        async for f in module._stream(
+            endless(), max_s=5, shutdown=asyncio.Event(), still_allowed=revoked
+        )
+    ]
+    assert checks == 1
+    assert frames  # it streamed until the first check, then stopped

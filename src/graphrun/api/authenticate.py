@@ -42,7 +42,11 @@ class Authenticate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Verify the caller's key (HTTP requests to non-public paths only)."""
-        if not self.enabled or scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if (
+            not self.enabled
+            or scope["type"] != "http"
+            or scope["path"].removeprefix(scope.get("root_path", "")) in PUBLIC_PATHS
+        ):
             await self.app(scope, receive, send)
             return
         token = bearer_token(Headers(scope=scope))

@@ -71,13 +71,14 @@ async def _stream(
     """Frames of ``events``, with keep-alives.
 
     Ends with the run, at ``max_s``, at shutdown, or when the caller's key stops being valid
-    (checked at each keep-alive).
+    (checked every `KEEPALIVE_S`, whether events flow or not).
 
     Whenever it ends early, the client reconnects with ``Last-Event-ID`` and misses nothing.
     """
     pending: asyncio.Future[EventRecord] | None = None
     stopping: asyncio.Future[Any] = asyncio.ensure_future(shutdown.wait())
     deadline = time.monotonic() + max_s
+    next_check = time.monotonic() + KEEPALIVE_S
     try:
         while True:
             if pending is None:
@@ -90,9 +91,16 @@ async def _stream(
                 timeout=min(KEEPALIVE_S, remaining),
                 return_when=asyncio.FIRST_COMPLETED,
             )
+            if stopping.done():
+                return
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + KEEPALIVE_S
+                try:
+                    if not await still_allowed():
+                        return
+                except errors.StorageError:
+                    return  # the client reconnects (and is checked again) when storage is back
             if pending not in done:
-                if stopping.done() or not await still_allowed():
-                    return
                 if time.monotonic() < deadline:
                     yield b": keep-alive\n\n"
                 continue
