@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import signal
@@ -133,6 +134,10 @@ async def serve(
                 worker.force_stop()
 
     async with engine:
+        # Everything loaded so far (LangGraph, the apps, the web stack) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise stall the loop.
+        gc.collect()
+        gc.freeze()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         try:

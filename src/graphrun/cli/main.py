@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from typing import Annotated
 
@@ -96,6 +97,8 @@ def worker_command(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         async with engine:
+            gc.collect()  # what is loaded now lives as long as the process: see `serve`
+            gc.freeze()
             console.print(
                 f"worker {engine.settings.worker_id} serving {', '.join(engine.registry.names())}",
                 highlight=False,
