@@ -217,3 +217,32 @@ async def test_readyz_is_503_when_the_schema_is_behind(api: Api) -> None:
     assert ready.json()["code"] == "migration_required"
     assert "graphrun db upgrade" in ready.json()["message"]
     assert alive.status_code == 200
+
+
+async def test_a_server_without_app_code_serves_from_the_catalog(make_engine, api: Api) -> None:
+    """`graphrun serve` with no --app: validation, workflows and history come from the database."""
+    from graphrun.api import create_app
+
+    async with api.client() as client:
+        done = (
+            await client.post("/runs", json={"workflow": "linear.ten", "input": {"x": 0}})
+        ).json()
+        await _settled(client, done["id"])
+        full = (await client.get(f"/runs/{done['id']}/history")).json()["checkpoints"]
+    async with make_engine(run_worker=False) as bare:
+        assert bare.workflow("linear.ten") is None  # no app code loaded here
+        app = create_app(bare, auth=False)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://graphrun.test"
+        ) as client:
+            names = [w["name"] for w in (await client.get("/workflows")).json()]
+            assert "linear.ten" in names
+            bad = await client.post("/runs", json={"workflow": "linear.ten", "input": {"x": "one"}})
+            assert bad.status_code == 422
+            assert bad.json()["details"]["errors"][0]["pointer"] == "/input/x"
+            queued = await client.post("/runs", json={"workflow": "linear.ten", "input": {"x": 5}})
+            assert queued.status_code == 202
+            assert queued.json()["status"] == "queued"  # no worker here: it waits for one
+            history = (await client.get(f"/runs/{done['id']}/history")).json()["checkpoints"]
+            assert history[0]["state"] == {"x": 10}
+            assert [c["id"] for c in history] == [c["id"] for c in full]
