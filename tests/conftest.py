@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -70,3 +72,36 @@ def gated() -> Iterator[ModuleType]:
 async def entered(module: ModuleType) -> None:
     """Wait until the gated app's blocking node has started."""
     assert await asyncio.to_thread(module.ENTERED.wait, 30), "the blocking node never started"
+
+
+#: Where the tests find PostgreSQL (trust auth as user postgres on this machine).
+POSTGRES_ADMIN_URL = os.environ.get(
+    "GRAPHRUN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards.
+
+    Without a reachable server the tests that use it skip with the reason in the summary;
+    with ``GRAPHRUN_REQUIRE_POSTGRES=1`` (set by ``.ci/run``) they fail instead, so the
+    PostgreSQL half can never silently skip in CI.
+    """
+    import psycopg
+
+    name = f"graphrun_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}".strip()
+        if os.environ.get("GRAPHRUN_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{message} (GRAPHRUN_REQUIRE_POSTGRES=1)")
+        pytest.skip(f"SKIPPED POSTGRES TESTS: {message}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+            yield f"{base}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
