@@ -8,13 +8,17 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-__all__ = ("DEFAULT_DATABASE_URL", "Settings")
+__all__ = ("DEFAULT_DATABASE_URL", "DEFAULT_MAX_BODY_BYTES", "Settings")
 
 DEFAULT_DATABASE_URL = "sqlite:///./graphrun.db"
 
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+#: Largest request body the HTTP API accepts by default (``graphrun serve --max-body-bytes``).
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)

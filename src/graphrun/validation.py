@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import jsonschema
@@ -26,6 +27,7 @@ __all__ = (
     "MAX_STRING",
     "canonical_hash",
     "check_json",
+    "pointer",
     "validate_with_adapter",
     "validate_with_schema",
 )
@@ -40,8 +42,11 @@ MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # what checkpoints (msgpack) and Postgre
 _UNSENDABLE = re.compile("[\ud800-\udfff\x00]")
 
 
-def _pointer(path: tuple[Any, ...]) -> str:
-    """A JSON pointer that is itself valid text (lone surrogates and NULs shown escaped)."""
+def pointer(path: Sequence[Any]) -> str:
+    """The JSON pointer of ``path``: ``("a", 0)`` -> ``/a/0``.
+
+    The pointer is itself valid text: lone surrogates and NULs in keys are shown escaped.
+    """
     return "".join("/" + _printable(str(p)).replace("~", "~0").replace("/", "~1") for p in path)
 
 
@@ -61,8 +66,8 @@ def _string_problem(text: str) -> str | None:
     return None
 
 
-def _problem(pointer: tuple[Any, ...], message: str) -> dict[str, str]:
-    return {"pointer": _pointer(pointer), "message": message}
+def _problem(path: tuple[Any, ...], message: str) -> dict[str, str]:
+    return {"pointer": pointer(path), "message": message}
 
 
 def _children(
@@ -129,7 +134,7 @@ def validate_with_schema(value: Any, schema: dict[str, Any] | None, *, what: str
         return
     validator = jsonschema.Draft202012Validator(schema)
     problems = [
-        {"pointer": _pointer(tuple(e.absolute_path)), "message": e.message}
+        {"pointer": pointer(tuple(e.absolute_path)), "message": e.message}
         for e in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     ]
     if problems:
@@ -143,7 +148,7 @@ def validate_with_adapter(value: Any, adapter: TypeAdapter[Any], *, what: str) -
     except PydanticValidationError as exc:
         raise errors.ValidationFailed(
             what,
-            [{"pointer": _pointer(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()],
+            [{"pointer": pointer(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()],
         ) from exc
     return adapter.dump_python(validated, mode="json")
 

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from graphrun import errors
+from graphrun import errors, validation
 
 __all__ = ("RETRY_AFTER_S", "install_error_handlers", "pointer")
 
@@ -41,8 +41,7 @@ def pointer(location: Sequence[Any]) -> str:
     The first element names where the value was (body, query, path, header): the
     ``location`` field of the error says that.
     """
-    parts = list(location[1:])
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return validation.pointer(location[1:])
 
 
 def _graphrun_error(request: Request, exc: Exception) -> JSONResponse:

@@ -29,10 +29,10 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphrun import errors, validation
+from graphrun.config import DEFAULT_MAX_BODY_BYTES
 
 __all__ = ("DEFAULT_MAX_BODY_BYTES", "RequestHygiene")
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 #: Bodies larger than this are parsed and checked on a worker thread, off the event loop.
 OFFLOAD_BYTES = 64 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graphrun.apps.manifest import NAME_RE
+from graphrun.engine.engine import IDEMPOTENCY_KEY_RE
 from graphrun.storage.records import RunStatus
 
 __all__ = (
@@ -26,10 +28,10 @@ __all__ = (
     "error_responses",
 )
 
-#: ``app.workflow``: two names of ``[a-z][a-z0-9_]{0,62}``.
-WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$"
-#: Printable ASCII and beyond, no control characters.
-IDEMPOTENCY_KEY = r"^[^\x00-\x1f\x7f-\x9f]+$"
+#: ``app.workflow``: an app name and a workflow name, each as manifests allow them.
+WORKFLOW_NAME = rf"^{NAME_RE.pattern}\.{NAME_RE.pattern}$"
+#: The engine's rule for idempotency keys, as the OpenAPI document states it.
+IDEMPOTENCY_KEY = rf"^{IDEMPOTENCY_KEY_RE.pattern}$"
 
 
 class _In(BaseModel):

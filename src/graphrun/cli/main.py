@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from graphrun import errors
-from graphrun.api.hygiene import DEFAULT_MAX_BODY_BYTES
+from graphrun.config import DEFAULT_MAX_BODY_BYTES
 
 from . import db, keys, runs
 from ._common import (

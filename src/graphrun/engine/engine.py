@@ -609,11 +609,11 @@ def _iso(value: str | None) -> datetime | None:
 
 
 #: 1-255 characters, none of them a control character (C0, DEL or C1).
-IDEMPOTENCY_KEY = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,255}$")
+IDEMPOTENCY_KEY_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,255}")
 
 
 def _check_idempotency_key(key: str) -> None:
-    if not IDEMPOTENCY_KEY.match(key):
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
         raise errors.ValidationFailed(
             "idempotency key",
             [

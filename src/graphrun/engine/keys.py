@@ -35,8 +35,11 @@ class Scope(enum.StrEnum):
 
     def includes(self, other: Scope) -> bool:
         """Whether a key with this scope may do what ``other`` allows."""
-        order = list(Scope)
-        return order.index(self) >= order.index(other)
+        return _RANK[self] >= _RANK[other]
+
+
+#: Each scope's place in the order (a key's stored scope names map here).
+_RANK: dict[str, int] = {scope.value: i for i, scope in enumerate(Scope)}
 
 
 class IssuedKey:
@@ -69,7 +72,7 @@ class ApiKeys:
         if not _NAME.fullmatch(name):
             problems.append({"pointer": "/name", "message": "1-100 letters, digits, ' .@:/_-'"})
         try:
-            parsed = sorted({Scope(s) for s in scopes}, key=list(Scope).index)
+            parsed = sorted({Scope(s) for s in scopes}, key=_RANK.__getitem__)
         except ValueError:
             parsed = []
         if not parsed:
@@ -104,7 +107,7 @@ class ApiKeys:
     @staticmethod
     def allows(record: ApiKeyRecord, required: Scope) -> bool:
         """Whether the key's scopes include ``required``."""
-        return any(s in set(Scope) and Scope(s).includes(required) for s in record.scopes)
+        return max((_RANK.get(s, -1) for s in record.scopes), default=-1) >= _RANK[required]
 
     async def list(self) -> list[ApiKeyRecord]:
         """Every key, newest first."""

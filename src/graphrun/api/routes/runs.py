@@ -17,6 +17,7 @@ from graphrun.api.auth import require
 from graphrun.api.models import (
     BODY_ERRORS,
     COMMON_ERRORS,
+    WORKFLOW_NAME,
     HistoryOut,
     ResumeIn,
     RunOut,
@@ -79,9 +80,7 @@ async def start_run(body: StartRunIn, engine: EngineDep) -> dict[str, Any]:
 async def list_runs(
     engine: EngineDep,
     status: Annotated[list[RunStatus] | None, Query(description="Any of these.")] = None,
-    workflow: Annotated[
-        str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$")
-    ] = None,
+    workflow: Annotated[str | None, Query(pattern=WORKFLOW_NAME)] = None,
     created_after: Timestamp | None = None,
     created_before: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

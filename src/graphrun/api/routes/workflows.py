@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 
 from graphrun.api.auth import require
-from graphrun.api.models import COMMON_ERRORS, WorkflowOut, error_responses
+from graphrun.api.models import COMMON_ERRORS, WORKFLOW_NAME, WorkflowOut, error_responses
 from graphrun.engine.keys import Scope
 
 from ._params import EngineDep
@@ -46,9 +46,7 @@ async def list_workflows(engine: EngineDep) -> list[dict[str, Any]]:
     operation_id="get_workflow",
 )
 async def get_workflow(
-    name: Annotated[
-        str, Path(pattern=r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$", max_length=127)
-    ],
+    name: Annotated[str, Path(pattern=WORKFLOW_NAME, max_length=127)],
     engine: EngineDep,
 ) -> dict[str, Any]:
     """One workflow's newest published version."""
