@@ -7,7 +7,7 @@ scale out. Start with `Engine`.
 from __future__ import annotations
 
 from graphrun.config import Settings
-from graphrun.engine import Engine, wait_for_input
+from graphrun.engine import Engine, sleep, timeout, wait_for_input, wait_for_signal
 from graphrun.errors import (
     AppLoadError,
     Conflict,
@@ -15,8 +15,12 @@ from graphrun.errors import (
     IdempotencyConflict,
     InvalidInput,
     LeaseLost,
+    NodeTimeout,
     NotFound,
     RunNotFound,
+    ScheduleNotFound,
+    SignalQueueFull,
+    SignalTimeout,
     StorageBusy,
     StorageError,
     StorageFull,
@@ -24,7 +28,16 @@ from graphrun.errors import (
     ValidationFailed,
     WorkflowNotFound,
 )
-from graphrun.storage.records import EventRecord, Run, RunPage, RunStatus, WaitingOn
+from graphrun.storage.records import (
+    EventRecord,
+    Run,
+    RunPage,
+    RunStatus,
+    ScheduleRecord,
+    SignalRecord,
+    SignalSent,
+    WaitingOn,
+)
 
 __all__ = (
     "AppLoadError",
@@ -35,12 +48,19 @@ __all__ = (
     "IdempotencyConflict",
     "InvalidInput",
     "LeaseLost",
+    "NodeTimeout",
     "NotFound",
     "Run",
     "RunNotFound",
     "RunPage",
     "RunStatus",
+    "ScheduleNotFound",
+    "ScheduleRecord",
     "Settings",
+    "SignalQueueFull",
+    "SignalRecord",
+    "SignalSent",
+    "SignalTimeout",
     "StorageBusy",
     "StorageError",
     "StorageFull",
@@ -48,5 +68,8 @@ __all__ = (
     "ValidationFailed",
     "WaitingOn",
     "WorkflowNotFound",
+    "sleep",
+    "timeout",
     "wait_for_input",
+    "wait_for_signal",
 )

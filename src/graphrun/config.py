@@ -37,6 +37,8 @@ class Settings:
         busy_timeout_s: SQLite lock wait before `StorageBusy`.
         stream_max_s: How long the API keeps one event stream open; the client then
             reconnects with ``Last-Event-ID`` (browsers do it on their own) and misses nothing.
+        signal_queue_limit: Unconsumed signals one run's mailbox may hold; past it a
+            signal is refused (``signal_queue_full``) rather than stored.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -49,10 +51,13 @@ class Settings:
     run_worker: bool = True
     busy_timeout_s: float = 30.0
     stream_max_s: float = 300.0
+    signal_queue_limit: int = 1000
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.signal_queue_limit < 1:
+            raise ValueError("signal_queue_limit must be at least 1")
         if self.heartbeat_interval_s >= self.lease_ttl_s:
             raise ValueError("heartbeat_interval_s must be shorter than lease_ttl_s")
         if self.sqlite_synchronous not in ("full", "normal"):
@@ -73,8 +78,10 @@ class Settings:
             ("heartbeat_interval_s", "GRAPHRUN_HEARTBEAT_INTERVAL"),
             ("poll_interval_s", "GRAPHRUN_POLL_INTERVAL"),
             ("stream_max_s", "GRAPHRUN_STREAM_MAX"),
+            ("signal_queue_limit", "GRAPHRUN_SIGNAL_QUEUE_LIMIT"),
         ):
             if raw := env.get(key):
-                values[name] = int(raw) if name == "concurrency" else float(raw)
+                integral = name in ("concurrency", "signal_queue_limit")
+                values[name] = int(raw) if integral else float(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)  # type: ignore[arg-type]

@@ -7,11 +7,15 @@ Branches follow what a caller does about the error, and each class carries a sta
     ├── NotFound                      404: the thing named does not exist
     │   ├── RunNotFound
     │   ├── WorkflowNotFound
-    │   └── AppNotFound
+    │   ├── AppNotFound
+    │   ├── CheckpointNotFound
+    │   └── ScheduleNotFound
     ├── Conflict                      409: the request lost against the current state
     │   ├── TransitionConflict        illegal or lost compare-and-set on a run
     │   ├── IdempotencyConflict       same idempotency key, different input
     │   ├── StaleInterrupt            resume names an interrupt the run no longer waits on
+    │   ├── SignalQueueFull           the run's mailbox is at its cap
+    │   ├── ScheduleExists            a schedule id is taken
     │   └── LeaseLost                 a worker no longer owns the run it writes to
     ├── InvalidInput                  422: the request itself is wrong; nothing was written
     │   ├── ValidationFailed          input, resume value or name fails its schema
@@ -23,6 +27,8 @@ Branches follow what a caller does about the error, and each class carries a sta
     │   ├── Unauthenticated           401: no valid API key
     │   └── PermissionDenied          403: the key lacks the scope
     ├── AppLoadError                  an app's code failed to import (also an ImportError)
+    ├── SignalTimeout                 inside a node: wait_for_signal timed out (a TimeoutError)
+    ├── NodeTimeout                   inside a node: it ran past its timeout (a TimeoutError)
     ├── SerializationError            a step produced state that cannot be stored
     └── StorageError                  503: the database failed; retry later
         ├── StorageBusy               SQLite lock held past busy_timeout
@@ -43,6 +49,7 @@ __all__ = (
     "AppNotFound",
     "AuthError",
     "BodyTooLarge",
+    "CheckpointNotFound",
     "Conflict",
     "DatabaseUnavailable",
     "GraphrunError",
@@ -52,10 +59,15 @@ __all__ = (
     "MalformedBody",
     "ManifestError",
     "MigrationRequired",
+    "NodeTimeout",
     "NotFound",
     "PermissionDenied",
     "RunNotFound",
+    "ScheduleExists",
+    "ScheduleNotFound",
     "SerializationError",
+    "SignalQueueFull",
+    "SignalTimeout",
     "StaleInterrupt",
     "StorageBusy",
     "StorageError",
@@ -122,6 +134,29 @@ class AppNotFound(NotFound):
     code = "app_not_found"
 
 
+class CheckpointNotFound(NotFound):
+    """The run has no checkpoint with this id."""
+
+    code = "checkpoint_not_found"
+
+    def __init__(self, run_id: str, checkpoint_id: str) -> None:
+        super().__init__(
+            f"Run {run_id} has no checkpoint {checkpoint_id!r}; see its history for the ids.",
+            run_id=run_id,
+            checkpoint_id=checkpoint_id,
+        )
+
+
+class ScheduleNotFound(NotFound):
+    """No schedule has this id."""
+
+    code = "schedule_not_found"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"No schedule has id {schedule_id!r}.", schedule_id=schedule_id)
+        self.schedule_id = schedule_id
+
+
 class Conflict(GraphrunError):
     """The request conflicts with the current state."""
 
@@ -168,6 +203,33 @@ class StaleInterrupt(Conflict):
     """The run no longer waits on the interrupt named in the resume."""
 
     code = "stale_interrupt"
+
+
+class SignalQueueFull(Conflict):
+    """The run's mailbox holds as many unconsumed signals as it may; this one was not stored."""
+
+    code = "signal_queue_full"
+
+    def __init__(self, run_id: str, limit: int) -> None:
+        super().__init__(
+            f"Run {run_id} already holds {limit} unconsumed signals; the signal was not stored. "
+            "Send it again once the run has consumed some.",
+            run_id=run_id,
+            limit=limit,
+        )
+        self.run_id = run_id
+
+
+class ScheduleExists(Conflict):
+    """A schedule with this id exists already."""
+
+    code = "schedule_exists"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(
+            f"A schedule with id {schedule_id!r} exists already; remove it first.",
+            schedule_id=schedule_id,
+        )
 
 
 class LeaseLost(Conflict):
@@ -285,6 +347,26 @@ class AppLoadError(GraphrunError, ImportError):
         super().__init__(f"App {app!r}{where} failed to load: {cause}", app=app, module=module)
         self.app = app
         self.module = module
+
+
+class SignalTimeout(GraphrunError, TimeoutError):
+    """Raised inside a node by `wait_for_signal` when its timeout passed before the signal came."""
+
+    code = "signal_timeout"
+
+    def __init__(self, name: str, timeout_s: float | None = None) -> None:
+        super().__init__(f"No signal {name!r} arrived within the timeout.", name=name)
+        self.name = name
+
+
+class NodeTimeout(GraphrunError, TimeoutError):
+    """Raised by a node wrapped with `graphrun.timeout` when it ran longer than allowed."""
+
+    code = "node_timeout"
+
+    def __init__(self, node: str, seconds: float) -> None:
+        super().__init__(f"Node {node!r} did not finish within {seconds:g} s.", seconds=seconds)
+        self.node = node
 
 
 class SerializationError(GraphrunError):

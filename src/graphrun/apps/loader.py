@@ -37,6 +37,8 @@ class LoadedWorkflow:
     #: Validates a run's input.
     input_adapter: TypeAdapter[Any]
     input_schema: dict[str, Any]
+    #: The signals the workflow accepts: ``{name: JSON Schema}``.
+    signals: dict[str, dict[str, Any]]
     #: Content hash of the definition: the app's manifest and code plus the entry.
     version: str
 
@@ -120,13 +122,27 @@ def _load_workflow(manifest: AppManifest, entry: WorkflowEntry, code_hash: str) 
         schema = adapter.json_schema()
     except Exception:  # a type pydantic cannot describe: validate, but publish no schema
         schema = {}
-    version = hashlib.sha256(f"{code_hash}:{entry.name}:{entry.graph}:{entry.input}".encode())
+    signals: dict[str, dict[str, Any]] = {}
+    for signal, declared in entry.signals:
+        if isinstance(declared, dict):
+            signals[signal] = declared
+            continue
+        model = _import(manifest, declared)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise errors.AppLoadError(
+                manifest.name, declared, f"signal {signal!r} must name a pydantic model class"
+            )
+        signals[signal] = model.model_json_schema()
+    version = hashlib.sha256(
+        f"{code_hash}:{entry.name}:{entry.graph}:{entry.input}:{entry.signals!r}".encode()
+    )
     return LoadedWorkflow(
         name=name,
         app=manifest.name,
         builder=builder,
         input_adapter=adapter,
         input_schema=schema,
+        signals=signals,
         version=version.hexdigest()[:32],
     )
 

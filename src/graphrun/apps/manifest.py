@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from graphrun import errors
 
 __all__ = ("MANIFEST_NAME", "AppManifest", "WorkflowEntry", "read_manifest")
 
 MANIFEST_NAME = "graphrun.toml"
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+#: A signal's name: what `wait_for_signal(name)` and senders use.
+SIGNAL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 TARGET_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 PIN_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?==[A-Za-z0-9.+!_-]+")
 
@@ -49,6 +53,9 @@ class WorkflowEntry:
     graph: str
     #: ``module:attr`` of a pydantic model validating the input, if not the graph's own.
     input: str | None = None
+    #: The signals the workflow accepts: name to a ``module:attr`` pydantic model, or to an
+    #: inline JSON Schema (``{}`` accepts any payload).
+    signals: tuple[tuple[str, str | dict[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,15 +97,39 @@ def _workflow(path: Path, name: str, value: Any) -> WorkflowEntry:
             )
         return WorkflowEntry(name=name, graph=_check_target(path, f"workflow {name!r}", value))
     if isinstance(value, dict):
-        unknown = set(value) - {"graph", "input"}
+        unknown = set(value) - {"graph", "input", "signals"}
         if unknown:
             raise _fail(path, f"workflow {name!r}: unknown keys {sorted(unknown)}")
         graph = _check_target(path, f"workflow {name!r} graph", value.get("graph"))
         input_model = value.get("input")
         if input_model is not None:
             input_model = _check_target(path, f"workflow {name!r} input", input_model)
-        return WorkflowEntry(name=name, graph=graph, input=input_model)
+        return WorkflowEntry(
+            name=name,
+            graph=graph,
+            input=input_model,
+            signals=_signals(path, name, value.get("signals", {})),
+        )
     raise _fail(path, f"workflow {name!r} must be a 'module:attr' string or a table")
+
+
+def _signals(path: Path, workflow: str, value: Any) -> tuple[tuple[str, str | dict[str, Any]], ...]:
+    if not isinstance(value, dict):
+        raise _fail(path, f"workflow {workflow!r} signals must be a table of name = schema")
+    declared: list[tuple[str, str | dict[str, Any]]] = []
+    for signal, schema in value.items():
+        where = f"workflow {workflow!r} signal {signal!r}"
+        if not SIGNAL_NAME_RE.fullmatch(signal):
+            raise _fail(path, f"{where}: a name must match {SIGNAL_NAME_RE.pattern}")
+        if isinstance(schema, dict):
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                raise _fail(path, f"{where}: not a valid JSON Schema: {exc.message}") from exc
+            declared.append((signal, schema))
+        else:
+            declared.append((signal, _check_target(path, where, schema)))
+    return tuple(declared)
 
 
 def read_manifest(folder: str | Path) -> AppManifest:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .authoring import wait_for_input
+from .authoring import sleep, timeout, wait_for_input, wait_for_signal
 from .engine import Engine
 
-__all__ = ("Engine", "wait_for_input")
+__all__ = ("Engine", "sleep", "timeout", "wait_for_input", "wait_for_signal")

@@ -12,13 +12,13 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from graphrun import errors, validation
 from graphrun.apps import AppRegistry, LoadedWorkflow, load_app
 from graphrun.config import Settings
 from graphrun.ids import RunIdFactory
-from graphrun.storage import Database, catalog, checkpoints, events, migrations
+from graphrun.storage import Database, catalog, checkpoints, events, migrations, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import (
     CheckpointRecord,
@@ -26,12 +26,16 @@ from graphrun.storage.records import (
     Run,
     RunPage,
     RunStatus,
+    SignalRecord,
+    SignalSent,
+    WaitingOn,
     WorkflowRecord,
 )
 
 from .executor import Executor, compile_graph, jsonable
 from .keys import ApiKeys
 from .notifier import IN_FLIGHT, ChangeNotifier, wait_for_event
+from .timers import TimerLoop
 from .worker import Worker
 
 __all__ = ("Engine",)
@@ -39,6 +43,8 @@ __all__ = ("Engine",)
 logger = logging.getLogger("graphrun.engine")
 
 CAS_RETRIES = 3  # re-reads when a transition loses only on the version
+
+T = TypeVar("T")
 
 
 def _parse_run_id(run_id: str) -> str:
@@ -97,6 +103,7 @@ class Engine:
         self._ids = RunIdFactory()
         self._db: Database | None = None
         self._worker: Worker | None = None
+        self._timers: TimerLoop | None = None
         self._graphs: dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -141,14 +148,18 @@ class Engine:
                         app=wf.app,
                         input_schema=wf.input_schema,
                         graph=self._graphs[wf.name].get_graph().draw_mermaid(),
+                        signals=wf.signals,
                     )
                     for wf in self.registry
                 ],
             )
             if self.settings.run_worker and self._graphs:
-                executor = Executor(self._db, self.settings, self.notifier)
+                timers = TimerLoop(self._db, self.settings, self.notifier, self._wake_worker)
+                executor = Executor(self._db, self.settings, self.notifier, timers.timer_set)
                 self._worker = Worker(self._db, self.settings, executor, self._graphs)
                 await self._worker.start()
+                self._timers = timers
+                timers.start()
         except BaseException:
             await self._db.close()
             self._db = None
@@ -160,6 +171,7 @@ class Engine:
         Args:
             grace_s: How long in-flight runs may keep going before they are released.
         """
+        await self._stop_loops()
         if self._worker is not None:
             await self._worker.stop(grace_s)
             self._worker = None
@@ -169,9 +181,19 @@ class Engine:
 
     async def stop_worker(self, grace_s: float = 0.0) -> None:
         """Stop executing runs (see `Worker.stop`) while the engine stays open for requests."""
+        await self._stop_loops()
         worker, self._worker = self._worker, None
         if worker is not None:
             await worker.stop(grace_s)
+
+    async def _stop_loops(self) -> None:
+        timers, self._timers = self._timers, None
+        if timers is not None:
+            await timers.stop()
+
+    def _wake_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.wake()
 
     @property
     def db(self) -> Database:
@@ -239,6 +261,7 @@ class Engine:
         run, created = await self._claiming(
             workflow,
             lambda claim_for: runs_store.insert(self.db, replace(new, claim_for=claim_for)),
+            lambda r: r,
         )
         if created and run.status is RunStatus.QUEUED and self._worker is not None:
             self._worker.wake()
@@ -444,16 +467,27 @@ class Engine:
             value: The answer (JSON).
             interrupt_id: Which interrupt to answer; needed only when several are pending.
 
+        A ``paused`` run is resumed too (without a value): it continues from the step
+        boundary where it stopped.
+
         Returns:
             The run, now ``queued``.
 
         Raises:
             RunNotFound: No such run.
-            TransitionConflict: The run is not waiting, or another change won the race.
+            TransitionConflict: The run is neither waiting for input nor paused, or another
+                change won the race.
             StaleInterrupt: The run does not wait on ``interrupt_id``.
             ValidationFailed: The value fails the interrupt's schema.
         """
         run = await self.get(run_id)
+        if run.status is RunStatus.PAUSED:
+            if value is not None or interrupt_id is not None:
+                raise errors.ValidationFailed(
+                    "resume",
+                    [{"pointer": "/value", "message": "a paused run is resumed without a value"}],
+                )
+            return await self._requeue(run, action="resume", allowed=(RunStatus.PAUSED,), values={})
         if run.status is not RunStatus.WAITING:
             raise errors.TransitionConflict(run.id, "resume", run.status.value)
         if interrupt_id is None:
@@ -477,6 +511,13 @@ class Engine:
                     interrupt_id=interrupt_id,
                 )
             pending = matching[0]
+        if pending.kind != "input":
+            raise errors.TransitionConflict(
+                run.id,
+                "resume",
+                run.status.value,
+                _not_input(pending),
+            )
         validation.check_json(value, what="resume value")
         validation.validate_with_schema(value, pending.schema, what="resume value")
         return await self._requeue(
@@ -530,6 +571,191 @@ class Engine:
             return changed
         raise errors.TransitionConflict(run.id, "cancel", run.status.value, "It keeps changing.")
 
+    async def pause(self, run_id: str) -> Run:
+        """Pause a run: a queued one at once, a running one at its next step boundary.
+
+        A running run finishes its current step (and checkpoints it), then becomes
+        ``paused``; `resume` continues it from there.
+
+        Returns:
+            The run: ``paused``, or ``running`` with ``pause_requested`` set.
+
+        Raises:
+            RunNotFound: No such run.
+            TransitionConflict: The run is waiting, paused or has ended.
+        """
+        run = await self.get(run_id)
+        for _ in range(CAS_RETRIES):
+            try:
+                if run.status is RunStatus.RUNNING:
+                    changed = await runs_store.transition(
+                        self.db,
+                        run.id,
+                        action="pause",
+                        allowed=(RunStatus.RUNNING,),
+                        values={"pause_requested": True},
+                        seen_version=run.version,
+                        extra_events=[("pause_requested", {})],
+                    )
+                    if self._worker is not None:
+                        self._worker.pause_run(run.id)
+                else:
+                    changed = await runs_store.transition(
+                        self.db,
+                        run.id,
+                        action="pause",
+                        allowed=(RunStatus.QUEUED,),
+                        values={"status": RunStatus.PAUSED},
+                        seen_version=run.version,
+                    )
+            except errors.TransitionConflict as exc:
+                if exc.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+                    raise
+                run = await self.get(run_id)  # it moved (e.g. queued -> running): look again
+                continue
+            self._changed(changed)
+            return changed
+        raise errors.TransitionConflict(run.id, "pause", run.status.value, "It keeps changing.")
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> SignalSent:
+        """Send the signal ``name`` to a run: a wait for it consumes it, now or later.
+
+        The signal is durable: a run that does not wait for it yet keeps it in its mailbox,
+        and its first `wait_for_signal(name)` consumes it. Each signal is consumed once, in
+        the order sent.
+
+        Returns:
+            The stored signal, the run after it, and whether a wait consumed it at once.
+
+        Raises:
+            RunNotFound: No such run.
+            TransitionConflict: The run has ended; nothing was stored.
+            ValidationFailed: The workflow does not declare this signal, or the payload
+                fails its schema (or the waiting node's); nothing was stored.
+            SignalQueueFull: The run's mailbox is at its limit; nothing was stored.
+        """
+        run = await self.get(run_id)
+        declared = await self._declared_signals(run.workflow)
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise errors.ValidationFailed(
+                "signal",
+                [
+                    {
+                        "pointer": "/name",
+                        "message": f"workflow {run.workflow} does not declare a signal "
+                        f"{name!r} (it declares: {known})",
+                    }
+                ],
+            )
+        validation.check_json(payload, what="signal payload")
+        validation.validate_with_schema(payload, declared[name], what="signal payload")
+
+        def check(wait: WaitingOn, value: Any) -> None:
+            validation.validate_with_schema(value, wait.schema, what="signal payload")
+
+        async def write(claim_for: str | None) -> tuple[SignalSent, bool]:
+            sent = await signals.send(
+                self.db,
+                run.id,
+                name,
+                payload,
+                max_queued=self.settings.signal_queue_limit,
+                check=check,
+                claim_for=claim_for,
+                lease_ttl_s=self.settings.lease_ttl_s,
+            )
+            return sent, sent.delivered
+
+        sent, _ = await self._claiming(run.workflow, write, lambda s: s.run)
+        self._changed(sent.run)
+        return sent
+
+    async def signals(self, run_id: str) -> list[SignalRecord]:
+        """The run's signals, consumed or waiting in its mailbox, in the order sent.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        run = await self.get(run_id)
+        return await signals.list_for_run(self.db, run.id)
+
+    async def _declared_signals(self, workflow: str) -> dict[str, Any]:
+        loaded = self.registry.get(workflow)
+        if loaded is not None:
+            return loaded.signals
+        return (await self._published(workflow)).signals
+
+    async def fork(self, run_id: str, checkpoint_id: str | None = None, update: Any = None) -> Run:
+        """Start a new run from a checkpoint of another, optionally with a state patch.
+
+        Time travel with edits: the new run gets the source's history up to the checkpoint,
+        the patch is applied as LangGraph's ``update_state`` (through the state's reducers,
+        as if the node that wrote the checkpoint had returned it), and the run continues
+        from there. The source run is not touched.
+
+        Args:
+            run_id: The run to fork (in any status).
+            checkpoint_id: One of its checkpoints (see `history`); its latest by default.
+            update: A state patch (JSON), applied before the new run continues.
+
+        Returns:
+            The new run, ``queued`` (or ``running`` when this engine's worker took it).
+
+        Raises:
+            RunNotFound: No such run.
+            CheckpointNotFound: The run has no such checkpoint.
+            WorkflowNotFound: ``update`` needs the workflow loaded in this engine.
+            ValidationFailed: The update is not JSON or does not fit the state.
+        """
+        source = await self.get(run_id)
+        if update is not None:
+            validation.check_json(update, what="update")
+        graph = self._graphs.get(source.workflow)
+        if update is not None and graph is None:
+            raise errors.WorkflowNotFound(source.workflow, self.registry.names())
+        config: Any = {"configurable": {"thread_id": source.id, "checkpoint_ns": ""}}
+        if checkpoint_id is not None:
+            found = await self.checkpointer.aget_tuple(
+                {"configurable": {**config["configurable"], "checkpoint_id": checkpoint_id}}
+            )
+            if found is None:
+                raise errors.CheckpointNotFound(source.id, checkpoint_id)
+        start_from = checkpoint_id or source.checkpoint_id
+        new_id = self._ids.new()
+        if start_from is not None:
+            await self.checkpointer.copy_until(source.id, new_id, start_from)
+        try:
+            if update is not None and graph is not None:
+                target: Any = {"configurable": {"thread_id": new_id, "checkpoint_ns": ""}}
+                try:
+                    updated = await graph.aupdate_state(target, update)
+                except (ValueError, TypeError, KeyError) as exc:  # InvalidUpdateError is one
+                    raise errors.ValidationFailed(
+                        "update", [{"pointer": "/update", "message": str(exc)}]
+                    ) from exc
+                start_from = updated["configurable"]["checkpoint_id"]
+            new = runs_store.NewRun(
+                id=new_id,
+                workflow=source.workflow,
+                definition_version=source.definition_version,
+                input=source.input,
+                input_hash=source.input_hash,
+                lease_ttl_s=self.settings.lease_ttl_s,
+                checkpoint_id=start_from,
+                forked_from=source.id,
+            )
+            run, _ = await self._claiming(
+                source.workflow,
+                lambda claim_for: runs_store.insert(self.db, replace(new, claim_for=claim_for)),
+                lambda r: r,
+            )
+        except BaseException:
+            await self.checkpointer.adelete_thread(new_id)  # leave no orphaned history
+            raise
+        self._changed(run)
+        return run
+
     async def retry(self, run_id: str) -> Run:
         """Queue a failed run again; it continues from the step that failed.
 
@@ -570,16 +796,20 @@ class Engine:
             )
             return changed, True
 
-        changed, _ = await self._claiming(run.workflow, write)
+        changed, _ = await self._claiming(run.workflow, write, lambda r: r)
         self._changed(changed)
         return changed
 
     async def _claiming(
-        self, workflow: str, write: Callable[[str | None], Awaitable[tuple[Run, bool]]]
-    ) -> tuple[Run, bool]:
+        self,
+        workflow: str,
+        write: Callable[[str | None], Awaitable[tuple[T, bool]]],
+        run_of: Callable[[T], Run],
+    ) -> tuple[T, bool]:
         """Make a write that a local worker with room claims the run in (no claim round trip).
 
-        ``write(claim_for)`` returns the run and whether it changed. The worker adopts what
+        ``write(claim_for)`` returns a result (``run_of`` finds the run in it) and whether
+        the run changed. The worker adopts what
         the write claimed even when the caller is cancelled meanwhile: the write commits
         regardless, and a claimed run nobody executes would sit until its lease expired.
         """
@@ -588,11 +818,12 @@ class Engine:
         task = asyncio.ensure_future(write(self.settings.worker_id if local else None))
         if local and worker is not None:
 
-            def adopt(done: asyncio.Future[tuple[Run, bool]]) -> None:
+            def adopt(done: asyncio.Future[tuple[T, bool]]) -> None:
                 if done.cancelled() or done.exception() is not None:
                     worker.adopt(None)
                 else:
-                    run, changed = done.result()
+                    result, changed = done.result()
+                    run = run_of(result)
                     worker.adopt(run if changed and run.status is RunStatus.RUNNING else None)
 
             task.add_done_callback(adopt)
@@ -602,6 +833,12 @@ class Engine:
         self.notifier.notify(run.id, run)
         if run.status is RunStatus.QUEUED and self._worker is not None:
             self._worker.wake()
+
+
+def _not_input(wait: WaitingOn) -> str:
+    if wait.kind == "signal":
+        return f"It waits for the signal {wait.name!r}: send it with signal()."
+    return "It sleeps on a timer, which wakes it on its own."
 
 
 def _iso(value: str | None) -> datetime | None:

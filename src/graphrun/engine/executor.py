@@ -12,21 +12,26 @@ import asyncio
 import logging
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from langgraph._internal import _serde as lg_serde
+from langgraph.errors import GraphDrained
+from langgraph.runtime import RunControl
 from langgraph.types import Command
 from pydantic_core import to_jsonable_python
 
 from graphrun import errors, validation
-from graphrun.storage import checkpoints
+from graphrun.storage import checkpoints, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import Run, RunStatus, WaitingOn
 
 from .authoring import INTERRUPT_MARKER
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from langgraph.graph import StateGraph
     from langgraph.graph.state import CompiledStateGraph
 
@@ -60,15 +65,24 @@ class Handle:
     task: asyncio.Task[None] | None = None
     #: Why the worker cancelled the task: ``cancel``, ``shutdown`` or ``lease_lost``.
     stop_reason: str | None = None
+    #: Asks LangGraph to stop at the next step boundary (a pause), after its checkpoint.
+    control: RunControl = field(default_factory=RunControl)
+
+    def request_pause(self) -> None:
+        """Stop the run after its current step; it becomes ``paused``."""
+        self.control.request_drain("pause")
 
 
 def _waiting_on(interrupt_id: str, value: Any) -> WaitingOn:
     if isinstance(value, dict) and INTERRUPT_MARKER in value:
+        wake_at = value.get("wake_at")
         return WaitingOn(
             id=interrupt_id,
             kind=str(value[INTERRUPT_MARKER]),
+            name=value.get("name"),
             prompt=jsonable(value.get("prompt")),
             schema=value.get("schema"),
+            wake_at=None if wake_at is None else datetime.fromtimestamp(wake_at, UTC),
         )
     return WaitingOn(id=interrupt_id, kind="input", prompt=jsonable(value))
 
@@ -101,6 +115,8 @@ class Outcome:
     values: dict[str, Any]
     #: A cancel requested meanwhile turns this (non-terminal) outcome into ``cancelled``.
     cancel_wins: bool = False
+    #: For ``wait``: what the run waits on (a signal already in its mailbox answers it).
+    waits: tuple[WaitingOn, ...] = ()
 
 
 _LEAVE_LEASE = {"lease_owner": None, "lease_expires_at": None}
@@ -118,20 +134,45 @@ RETRY_MAX_S = 2.0  # seconds between retries at most
 class Executor:
     """Runs claimed runs of compiled graphs; one per engine."""
 
-    def __init__(self, db: Database, settings: Settings, notifier: ChangeNotifier) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        notifier: ChangeNotifier,
+        on_timer: Callable[[float], None] | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.notifier = notifier
-        self._finishing: set[asyncio.Task[None]] = set()
+        #: Told the due time of every timer a run starts waiting on.
+        self.on_timer = on_timer
+        self._finishing: set[asyncio.Task[Run | None]] = set()
 
     async def execute(self, handle: Handle, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
         """Run ``handle.run`` until it waits, ends, fails, or the worker stops it.
 
         Whatever happens, the execution ends in one fenced transition (or, when the lease
         was lost, in none); if the database refuses that write for longer than the lease
-        lives, the lease expires and the run goes back to the queue.
+        lives, the lease expires and the run goes back to the queue. A wait that signals in
+        the mailbox answer at once keeps the run here (claimed again in that transition).
         """
+        while True:
+            after = await self._execute_once(handle, graph)
+            if (
+                after is None
+                or after.status is not RunStatus.RUNNING
+                or after.lease_owner != self.settings.worker_id
+                or handle.stop_reason is not None
+            ):
+                return
+            handle.run = after
+
+    async def _execute_once(
+        self, handle: Handle, graph: CompiledStateGraph[Any, Any, Any, Any]
+    ) -> Run | None:
         run = handle.run
+        if run.pause_requested:
+            handle.request_pause()
         execution = checkpoints.Execution(
             fence=runs_store.Fence(
                 run_id=run.id, owner=self.settings.worker_id, epoch=run.lease_epoch
@@ -145,16 +186,16 @@ class Executor:
         }
         outcome: Outcome | None
         try:
-            outcome = await self._run(run, graph, config, execution)
+            outcome = await self._run(run, graph, config, execution, handle.control)
         except errors.LeaseLost:
             logger.warning("lease lost on run %s", run.id, extra={"action": "lease_lost"})
-            return
+            return None
         except asyncio.CancelledError:
             if handle.stop_reason is None:
                 raise
             outcome = _stopped(handle.stop_reason)
         if outcome is None:
-            return
+            return None
         # The final write outlives a cancellation of this task (shutdown): it is the run's
         # state, and the database drains it before closing.
         finishing = asyncio.create_task(
@@ -172,6 +213,7 @@ class Executor:
                 cancelled = True
         if cancelled:
             raise asyncio.CancelledError
+        return finishing.result()
 
     async def drain(self) -> None:
         """Wait for final writes still in progress (on shutdown); never cancels them."""
@@ -184,6 +226,7 @@ class Executor:
         graph: CompiledStateGraph[Any, Any, Any, Any],
         config: Any,
         execution: checkpoints.Execution,
+        control: RunControl,
     ) -> Outcome:
         graph_input: Any
         if run.checkpoint_id is None:
@@ -196,7 +239,11 @@ class Executor:
         values: Any = None
         try:
             async for mode, chunk in graph.astream(
-                graph_input, config, stream_mode=["updates", "values"], durability="sync"
+                graph_input,
+                config,
+                stream_mode=["updates", "values"],
+                durability="sync",
+                control=control,
             ):
                 if mode == "values":
                     values = chunk
@@ -210,6 +257,9 @@ class Executor:
             if interrupted:
                 return await self._waiting(graph, config)
             return _completed(values)
+        except GraphDrained:
+            # Paused at a step boundary: the step before is checkpointed, the next not begun.
+            return Outcome("pause", {"status": RunStatus.PAUSED}, cancel_wins=True)
         except errors.LeaseLost:
             raise
         except TRANSIENT_STORAGE_ERRORS as exc:
@@ -225,10 +275,14 @@ class Executor:
         except Exception as exc:  # including storage errors that a retry would only repeat
             return await self._failed(run, graph, config, exc)
 
-    async def _finish(self, run: Run, execution: checkpoints.Execution, outcome: Outcome) -> None:
+    async def _finish(
+        self, run: Run, execution: checkpoints.Execution, outcome: Outcome
+    ) -> Run | None:
         db = self.db
         taken = execution.take()
-        values = {**outcome.values, **_LEAVE_LEASE}
+        values = {**outcome.values, **_LEAVE_LEASE, "pause_requested": False}
+        if outcome.action == "release":
+            del values["pause_requested"]  # still asked of the run when it is claimed again
         if not outcome.cancel_wins:
             values["cancel_requested"] = False
         if taken.root_checkpoint_id is not None:
@@ -241,17 +295,20 @@ class Executor:
         try:
             while True:
                 try:
-                    run_after = await runs_store.transition(
-                        db,
-                        run.id,
-                        action=outcome.action,
-                        allowed=(RunStatus.RUNNING,),
-                        values=values,
-                        fence=execution.fence,
-                        before=checkpoints.committing(db, taken),
-                        cancel_wins=outcome.cancel_wins,
-                    )
-                    return
+                    if outcome.action == "wait":
+                        run_after = await self._wait_or_continue(run, execution, taken, outcome)
+                    else:
+                        run_after = await runs_store.transition(
+                            db,
+                            run.id,
+                            action=outcome.action,
+                            allowed=(RunStatus.RUNNING,),
+                            values=values,
+                            fence=execution.fence,
+                            before=checkpoints.committing(db, taken),
+                            cancel_wins=outcome.cancel_wins,
+                        )
+                    return run_after
                 except errors.StorageError as exc:
                     if time.monotonic() + delay > deadline or str(exc) == "The database is closed.":
                         # Give up: the lease expires and the reaper requeues the run.
@@ -262,7 +319,7 @@ class Executor:
                             exc,
                             extra={"action": "finish_failed"},
                         )
-                        return
+                        return None
                     await asyncio.sleep(delay)
                     delay = min(RETRY_MAX_S, delay * 2)
         except (errors.LeaseLost, errors.TransitionConflict) as exc:
@@ -279,14 +336,83 @@ class Executor:
             )
         finally:
             self.notifier.notify(run.id, run_after)
+        return None
+
+    async def _wait_or_continue(
+        self,
+        run: Run,
+        execution: checkpoints.Execution,
+        taken: checkpoints.Flush,
+        outcome: Outcome,
+    ) -> Run:
+        """Make the run wait, unless signals in its mailbox answer the waits right away.
+
+        Both happen in the transaction that commits the step: a signal sent meanwhile either
+        is in the mailbox here, or finds the run waiting and is delivered by `signals.send`.
+        """
+        db = self.db
+        root = taken.root_checkpoint_id
+        base: dict[str, Any] = {
+            **_LEAVE_LEASE,
+            "cancel_requested": False,
+            "pause_requested": False,
+        }
+        if root is not None:
+            base["checkpoint_id"] = root
+
+        def job(conn: Any) -> Run:
+            checkpoints.flush(db, conn, taken)
+            answers = signals.deliver_queued(db, conn, run.id, outcome.waits)
+            if answers:
+                # Continue here under a new lease epoch, without a trip through the queue.
+                return runs_store.transition_in(
+                    db,
+                    conn,
+                    run.id,
+                    action="wait",
+                    allowed=(RunStatus.RUNNING,),
+                    values={
+                        **{k: v for k, v in base.items() if k not in _LEAVE_LEASE},
+                        "status": RunStatus.QUEUED,
+                        "resume": answers,
+                        "waiting_for": None,
+                    },
+                    fence=execution.fence,
+                    extra_events=[("signal", {"interrupt_id": i}) for i in answers],
+                    claim_for=self.settings.worker_id,
+                    lease_ttl_s=self.settings.lease_ttl_s,
+                )
+            return runs_store.transition_in(
+                db,
+                conn,
+                run.id,
+                action="wait",
+                allowed=(RunStatus.RUNNING,),
+                values={**base, **outcome.values},
+                fence=execution.fence,
+                cancel_wins=True,
+            )
+
+        after = await db.write(job)
+        wake_at = outcome.values.get("wake_at")
+        if after.status is RunStatus.WAITING and wake_at is not None and self.on_timer:
+            self.on_timer(wake_at)
+        return after
 
     async def _waiting(self, graph: CompiledStateGraph[Any, Any, Any, Any], config: Any) -> Outcome:
         state = await graph.aget_state(config)
-        waiting = [_waiting_on(i.id, i.value).to_json() for i in state.interrupts]
+        waits = tuple(_waiting_on(i.id, i.value) for i in state.interrupts)
+        due = [w.wake_at.timestamp() for w in waits if w.wake_at is not None]
         return Outcome(
             "wait",
-            {"status": RunStatus.WAITING, "waiting_for": waiting, "resume": None},
+            {
+                "status": RunStatus.WAITING,
+                "waiting_for": [w.to_json() for w in waits],
+                "resume": None,
+                "wake_at": min(due) if due else None,
+            },
             cancel_wins=True,
+            waits=waits,
         )
 
     async def _failed(

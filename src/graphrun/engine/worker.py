@@ -125,6 +125,14 @@ class Worker:
         _stop(handle, reason)
         return True
 
+    def pause_run(self, run_id: str) -> bool:
+        """Ask a run executing here to stop at its next step boundary (it becomes paused)."""
+        handle = self._active.get(run_id)
+        if handle is None:
+            return False
+        handle.request_pause()
+        return True
+
     def force_stop(self) -> None:
         """End a graceful stop's grace period now: release every unfinished run."""
         self._force.set()
@@ -259,6 +267,8 @@ class Worker:
                 _stop(handle, "lease_lost")
             elif lease.cancel_requested:
                 _stop(handle, "cancel")
+            elif lease.pause_requested:
+                handle.request_pause()
         if await runs_store.requeue_expired(self.db):
             self.wake()
 

@@ -28,6 +28,7 @@ class Publication:
     app: str
     input_schema: dict[str, Any]
     graph: str
+    signals: dict[str, Any]
 
 
 async def publish(db: Database, items: Collection[Publication]) -> None:
@@ -40,7 +41,7 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[workflows.c.name, workflows.c.version],
-                set_={"published_at": stmt.excluded.published_at},
+                set_={"published_at": stmt.excluded.published_at, "signals": stmt.excluded.signals},
             ),
             [
                 {
@@ -49,6 +50,7 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
                     "app": p.app,
                     "input_schema": p.input_schema,
                     "graph": p.graph,
+                    "signals": p.signals,
                 }
                 for p in items
             ],

@@ -338,21 +338,29 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         await db.write(job)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint and write of one thread to another (the base of fork)."""
+        """Copy every checkpoint and write of one thread to another."""
+        await self.copy_until(source_thread_id, target_thread_id, None)
+
+    async def copy_until(
+        self, source_thread_id: str, target_thread_id: str, checkpoint_id: str | None
+    ) -> None:
+        """Copy a thread's history up to ``checkpoint_id`` (all of it for None): a fork's base.
+
+        Checkpoint ids grow with time, so "up to" is ``<=``; the copy's newest checkpoint is
+        then ``checkpoint_id``, where a graph run on the copy continues.
+        """
         db = self.db
 
         def job(conn: Connection) -> None:
             for table in (checkpoints, checkpoint_writes):
                 names = [c.name for c in table.columns if c.name != "thread_id"]
                 columns = [table.c[n] for n in names]
-                conn.execute(
-                    insert(table).from_select(
-                        ["thread_id", *names],
-                        select(_literal(target_thread_id), *columns).where(
-                            table.c.thread_id == source_thread_id
-                        ),
-                    )
+                query = select(_literal(target_thread_id), *columns).where(
+                    table.c.thread_id == source_thread_id
                 )
+                if checkpoint_id is not None:
+                    query = query.where(table.c.checkpoint_id <= checkpoint_id)
+                conn.execute(insert(table).from_select(["thread_id", *names], query))
 
         await db.write(job)
 

@@ -8,7 +8,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ("EventRecord", "Run", "RunPage", "RunStatus", "WaitingOn", "WorkflowRecord")
+__all__ = (
+    "EventRecord",
+    "Run",
+    "RunPage",
+    "RunStatus",
+    "ScheduleRecord",
+    "SignalRecord",
+    "SignalSent",
+    "WaitingOn",
+    "WorkflowRecord",
+)
 
 
 class RunStatus(enum.StrEnum):
@@ -50,11 +60,13 @@ class WaitingOn:
     id: str
     #: ``input`` (a person), ``signal`` or ``timer``.
     kind: str
+    #: For signals: the signal's name.
+    name: str | None = None
     #: What the node asked (any JSON value).
     prompt: Any = None
     #: JSON Schema the resume value must satisfy, if the node declared one.
     schema: dict[str, Any] | None = None
-    #: For timers: when the run wakes.
+    #: For timers (and signal waits with a timeout): when the run wakes.
     wake_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -62,6 +74,7 @@ class WaitingOn:
         return {
             "id": self.id,
             "kind": self.kind,
+            "name": self.name,
             "prompt": self.prompt,
             "schema": self.schema,
             "wake_at": self.wake_at.isoformat() if self.wake_at else None,
@@ -74,6 +87,7 @@ class WaitingOn:
         return cls(
             id=data["id"],
             kind=data.get("kind", "input"),
+            name=data.get("name"),
             prompt=data.get("prompt"),
             schema=data.get("schema"),
             wake_at=datetime.fromisoformat(wake) if wake else None,
@@ -106,6 +120,10 @@ class Run:
     lease_epoch: int = 0
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
+    #: A pause was asked of the running run; it stops at its next step boundary.
+    pause_requested: bool = False
+    #: The run this one was forked from.
+    forked_from: str | None = None
     checkpoint_id: str | None = None
     #: How many times a worker claimed the run.
     attempts: int = 0
@@ -135,6 +153,8 @@ class Run:
             lease_epoch=row["lease_epoch"],
             lease_expires_at=_time(row["lease_expires_at"]),
             cancel_requested=bool(row["cancel_requested"]),
+            pause_requested=bool(row["pause_requested"]),
+            forked_from=row["forked_from"],
             checkpoint_id=row["checkpoint_id"],
             attempts=row["attempts"],
             input_hash=row["input_hash"],
@@ -158,6 +178,7 @@ class Run:
             "updated_at": self.updated_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "attempts": self.attempts,
+            "forked_from": self.forked_from,
         }
 
 
@@ -201,6 +222,8 @@ class WorkflowRecord:
     input_schema: dict[str, Any]
     graph: str
     published_at: datetime
+    #: The signals the workflow accepts: ``{name: JSON Schema}``.
+    signals: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> WorkflowRecord:
@@ -212,6 +235,7 @@ class WorkflowRecord:
             input_schema=row["input_schema"],
             graph=row["graph"],
             published_at=_time(row["published_at"]),  # type: ignore[arg-type]
+            signals=row["signals"] or {},
         )
 
 
@@ -277,4 +301,106 @@ class CheckpointRecord:
             "next": list(self.next),
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "state": self.state,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalRecord:
+    """A signal as stored in a run's mailbox."""
+
+    id: int
+    run_id: str
+    name: str
+    payload: Any
+    created_at: datetime
+    #: When a wait consumed it; None while it waits in the mailbox.
+    consumed_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> SignalRecord:
+        """Build from a ``signals`` row mapping."""
+        return cls(
+            id=row["id"],
+            run_id=row["run_id"],
+            name=row["name"],
+            payload=row["payload"],
+            created_at=_time(row["created_at"]),  # type: ignore[arg-type]
+            consumed_at=_time(row["consumed_at"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON form."""
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "name": self.name,
+            "payload": self.payload,
+            "created_at": self.created_at.isoformat(),
+            "consumed_at": self.consumed_at.isoformat() if self.consumed_at else None,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleRecord:
+    """A schedule that starts a workflow with a fixed input at cron times or intervals."""
+
+    id: str
+    workflow: str
+    #: A five-field cron expression, evaluated in ``timezone``; or None with ``interval_s``.
+    cron: str | None
+    interval_s: float | None
+    timezone: str
+    input: Any
+    next_fire_at: datetime
+    last_fired_at: datetime | None
+    last_run_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ScheduleRecord:
+        """Build from a ``schedules`` row mapping."""
+        return cls(
+            id=row["id"],
+            workflow=row["workflow"],
+            cron=row["cron"],
+            interval_s=row["interval_s"],
+            timezone=row["timezone"],
+            input=row["input"],
+            next_fire_at=_time(row["next_fire_at"]),  # type: ignore[arg-type]
+            last_fired_at=_time(row["last_fired_at"]),
+            last_run_id=row["last_run_id"],
+            created_at=_time(row["created_at"]),  # type: ignore[arg-type]
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON form."""
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "cron": self.cron,
+            "interval_s": self.interval_s,
+            "timezone": self.timezone,
+            "input": self.input,
+            "next_fire_at": self.next_fire_at.isoformat(),
+            "last_fired_at": self.last_fired_at.isoformat() if self.last_fired_at else None,
+            "last_run_id": self.last_run_id,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalSent:
+    """What sending a signal did: the stored signal and the run right after."""
+
+    signal: SignalRecord
+    run: Run
+    #: Whether a wait consumed the signal at once (else it waits in the mailbox).
+    delivered: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON form."""
+        return {
+            "signal": self.signal.to_json(),
+            "run": self.run.to_json(),
+            "delivered": self.delivered,
         }

@@ -67,6 +67,10 @@ class NewRun:
     #: Claim the new run for this worker in the same statement (a local worker with room).
     claim_for: str | None = None
     lease_ttl_s: float = 0.0
+    #: For a fork: the checkpoint (already in the new run's thread) to continue from.
+    checkpoint_id: str | None = None
+    #: For a fork: the run it was forked from.
+    forked_from: str | None = None
 
 
 async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
@@ -86,7 +90,16 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
     def build() -> Any:
         # Built once per database (and per claimed/queued shape), then only bound.
         now = db.now()
-        columns = ("id", "workflow", "definition_version", "input", "input_hash", "idempotency_key")
+        columns = (
+            "id",
+            "workflow",
+            "definition_version",
+            "input",
+            "input_hash",
+            "idempotency_key",
+            "checkpoint_id",
+            "forked_from",
+        )
         values: dict[str, Any] = {c: bindparam(c, type_=runs.c[c].type) for c in columns}
         values |= {"status": RunStatus.QUEUED.value, "created_at": now, "updated_at": now}
         if claimed:
@@ -111,6 +124,8 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
         "input": new.input,
         "input_hash": new.input_hash,
         "idempotency_key": new.idempotency_key,
+        "checkpoint_id": new.checkpoint_id,
+        "forked_from": new.forked_from,
         "lease_owner": new.claim_for,
         "ttl": new.lease_ttl_s,
     }
@@ -398,16 +413,18 @@ def _explain_conflict(
 
 
 def _status_values(status: RunStatus, now: Any, *, cancel_wins: bool) -> dict[str, Any]:
-    """Column values for a change to ``status``."""
+    """Column values for a change to ``status``; a timer is cleared unless the run waits."""
+    timer: dict[str, Any] = {} if status is RunStatus.WAITING else {"wake_at": None}
     if status.terminal:
-        return {"status": status.value, "finished_at": now}
+        return {"status": status.value, "finished_at": now, **timer}
     if not cancel_wins:
-        return {"status": status.value}
+        return {"status": status.value, **timer}
     # A cancel requested meanwhile (e.g. while the worker was stopping) still wins.
     requested = runs.c.cancel_requested.is_(True)
     return {
         "status": case((requested, RunStatus.CANCELLED.value), else_=status.value),
         "finished_at": case((requested, now), else_=None),
+        **timer,
     }
 
 
@@ -512,6 +529,7 @@ class HeldLease:
     run_id: str
     epoch: int
     cancel_requested: bool
+    pause_requested: bool
 
 
 async def heartbeat(
@@ -535,10 +553,17 @@ async def heartbeat(
                 runs.c.status == RunStatus.RUNNING.value,
             )
             .values(lease_expires_at=db.now() + lease_ttl_s)
-            .returning(runs.c.id, runs.c.lease_epoch, runs.c.cancel_requested)
+            .returning(
+                runs.c.id, runs.c.lease_epoch, runs.c.cancel_requested, runs.c.pause_requested
+            )
         )
         return [
-            HeldLease(run_id=r.id, epoch=r.lease_epoch, cancel_requested=bool(r.cancel_requested))
+            HeldLease(
+                run_id=r.id,
+                epoch=r.lease_epoch,
+                cancel_requested=bool(r.cancel_requested),
+                pause_requested=bool(r.pause_requested),
+            )
             for r in conn.execute(stmt)
         ]
 

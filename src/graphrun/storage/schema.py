@@ -30,6 +30,8 @@ __all__ = (
     "metadata",
     "run_events",
     "runs",
+    "schedules",
+    "signals",
     "workers",
     "workflows",
 )
@@ -71,6 +73,12 @@ runs = Table(
     Column("cancel_requested", Boolean, nullable=False, server_default="0"),
     Column("checkpoint_id", String(64), nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # When a waiting run's timer is due (sleep, or a signal wait's timeout); NULL otherwise.
+    Column("wake_at", Double, nullable=True),
+    # A pause asked of a running run: it stops at its next step boundary.
+    Column("pause_requested", Boolean, nullable=False, server_default="0"),
+    # The run this one was forked from, if any.
+    Column("forked_from", String(36), nullable=True),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
     Column("finished_at", Double, nullable=True),
@@ -81,6 +89,8 @@ runs = Table(
     # claims (oldest queued first) and the reaper (expired leases of running runs).
     Index(None, "status", "lease_expires_at"),
     Index(None, "lease_owner"),
+    # The timer loop: the earliest due time of a waiting run, and the runs due now.
+    Index(None, "status", "wake_at"),
 )
 
 run_events = Table(
@@ -115,6 +125,40 @@ workflows = Table(
     Column("input_schema", JSONType, nullable=False),
     Column("graph", Text, nullable=False),
     Column("published_at", Double, nullable=False),
+    # The signals the workflow accepts: {name: JSON Schema}.
+    Column("signals", JSONType, nullable=True),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("payload", JSONType, nullable=True),
+    Column("created_at", Double, nullable=False),
+    # Set when a wait consumed the signal (in the same transaction as the run's change).
+    Column("consumed_at", Double, nullable=True),
+    Column("interrupt_id", String(64), nullable=True),
+    # A run's mailbox: unconsumed signals (count, and oldest by name), in the order sent.
+    Index(None, "run_id", "consumed_at", "name", "id"),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workflow", String(130), nullable=False),
+    Column("cron", String(255), nullable=True),
+    Column("interval_s", Double, nullable=True),
+    Column("timezone", String(64), nullable=False),
+    Column("input", JSONType, nullable=False),
+    # The due time of the next fire; the scheduler claims it with a compare-and-set.
+    Column("next_fire_at", Double, nullable=False),
+    Column("last_fired_at", Double, nullable=True),
+    Column("last_run_id", String(36), nullable=True),
+    Column("created_at", Double, nullable=False),
+    Index(None, "next_fire_at"),
 )
 
 checkpoints = Table(

@@ -1,0 +1,214 @@
+"""Signal mailboxes: durable messages to a run, each consumed by exactly one wait, in order.
+
+A signal is stored and, when the run already waits for it, delivered in the same
+transaction: the wait's interrupt gets the payload as its resume value and the run is
+queued. A signal nobody waits for stays in the mailbox until a wait for its name comes;
+the executor looks there in the transaction that would make the run wait (`deliver_queued`),
+so a signal is never both stored and missed. On PostgreSQL the run row is locked first
+(``FOR UPDATE``), which orders a signal against the worker's wait; SQLite's single writer
+orders them anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select, update
+
+from graphrun import errors
+
+from . import events
+from . import runs as runs_store
+from .records import Run, RunStatus, SignalRecord, SignalSent, WaitingOn
+from .schema import runs, signals
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .database import Database
+
+__all__ = ("SIGNAL_MARKER", "deliver_queued", "list_for_run", "send")
+
+#: The marker the engine's resume values carry (the authoring helpers' INTERRUPT_MARKER).
+SIGNAL_MARKER = "__graphrun__"
+
+
+def _lock_run(db: Database, conn: Connection, run_id: str) -> Run | None:
+    query = select(runs).where(runs.c.id == run_id)
+    if db.dialect == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return None if row is None else Run.from_row(row)
+
+
+def _signal_waits(run: Run) -> list[WaitingOn]:
+    return [w for w in run.waiting_for if w.kind == "signal"]
+
+
+def _resume_value(payload: Any) -> dict[str, Any]:
+    return {SIGNAL_MARKER: "signal", "payload": payload}
+
+
+async def send(
+    db: Database,
+    run_id: str,
+    name: str,
+    payload: Any,
+    *,
+    max_queued: int,
+    check: Callable[[WaitingOn, Any], None] | None = None,
+    claim_for: str | None = None,
+    lease_ttl_s: float = 0.0,
+) -> SignalSent:
+    """Store a signal for a run and, if the run waits for this name, deliver it.
+
+    Args:
+        db: The database.
+        run_id: The run.
+        name: The signal's name.
+        payload: Its JSON payload (already validated against the declared schema).
+        max_queued: How many unconsumed signals a run's mailbox may hold.
+        check: Called with the wait and the payload before a delivery (validates against
+            the wait's own schema); an exception stores nothing.
+        claim_for: The worker that claims the run on delivery (a local one with room).
+        lease_ttl_s: That claim's lease lifetime.
+
+    Raises:
+        RunNotFound: No such run.
+        TransitionConflict: The run has ended.
+        SignalQueueFull: The mailbox is full.
+    """
+
+    def job(conn: Connection) -> SignalSent:
+        run = _lock_run(db, conn, run_id)
+        if run is None:
+            raise errors.RunNotFound(run_id)
+        if run.status.terminal:
+            raise errors.TransitionConflict(run_id, "signal", run.status.value)
+        queued = conn.execute(
+            select(func.count())
+            .select_from(signals)
+            .where(signals.c.run_id == run_id, signals.c.consumed_at.is_(None))
+        ).scalar_one()
+        if queued >= max_queued:
+            raise errors.SignalQueueFull(run_id, max_queued)
+        wait = next(
+            (w for w in _signal_waits(run) if w.name == name)
+            if run.status is RunStatus.WAITING
+            else iter(()),
+            None,
+        )
+        if wait is not None and check is not None:
+            check(wait, payload)
+        row = (
+            conn.execute(
+                insert(signals)
+                .values(run_id=run_id, name=name, payload=payload, created_at=db.now())
+                .returning(signals)
+            )
+            .mappings()
+            .one()
+        )
+        if wait is None:
+            queued_event = {"name": name, "signal_id": row["id"]}
+            events.append(db, conn, [(run_id, "signal_queued", queued_event)])
+            return SignalSent(signal=SignalRecord.from_row(row), run=run, delivered=False)
+        consumed = _consume(db, conn, [(row["id"], wait.id)])
+        changed = _queue_with(db, conn, run, {wait.id: row}, claim_for, lease_ttl_s)
+        return SignalSent(signal=SignalRecord.from_row(consumed[0]), run=changed, delivered=True)
+
+    return await db.write(job)
+
+
+def _consume(
+    db: Database, conn: Connection, pairs: Sequence[tuple[int, str]]
+) -> list[dict[str, Any]]:
+    rows = []
+    for signal_id, interrupt_id in pairs:
+        row = (
+            conn.execute(
+                update(signals)
+                .where(signals.c.id == signal_id, signals.c.consumed_at.is_(None))
+                .values(consumed_at=db.now(), interrupt_id=interrupt_id)
+                .returning(signals)
+            )
+            .mappings()
+            .one()
+        )
+        rows.append(dict(row))
+    return rows
+
+
+def _queue_with(
+    db: Database,
+    conn: Connection,
+    run: Run,
+    delivered: dict[str, Any],
+    claim_for: str | None,
+    lease_ttl_s: float,
+) -> Run:
+    resume = {**(run.resume or {})}
+    resume |= {iid: _resume_value(row["payload"]) for iid, row in delivered.items()}
+    return runs_store.transition_in(
+        db,
+        conn,
+        run.id,
+        action="signal",
+        allowed=(RunStatus.WAITING,),
+        values={"status": RunStatus.QUEUED, "resume": resume, "waiting_for": None},
+        seen_version=run.version,
+        extra_events=[
+            ("signal", {"name": row["name"], "signal_id": row["id"], "interrupt_id": iid})
+            for iid, row in delivered.items()
+        ],
+        claim_for=claim_for,
+        lease_ttl_s=lease_ttl_s,
+    )
+
+
+def deliver_queued(
+    db: Database, conn: Connection, run_id: str, waits: Sequence[WaitingOn]
+) -> dict[str, Any]:
+    """Inside the transaction that would make a run wait: consume mailbox signals it waits for.
+
+    Each signal wait gets the oldest unconsumed signal of its name (two waits on one name
+    get the two oldest, in order).
+
+    Returns:
+        ``{interrupt_id: resume value}`` for the waits answered now; empty if none.
+    """
+    wanted = [w for w in waits if w.kind == "signal" and w.name is not None]
+    if not wanted:
+        return {}
+    names = sorted({w.name for w in wanted if w.name is not None})
+    pending = conn.execute(
+        select(signals.c.id, signals.c.name, signals.c.payload)
+        .where(
+            signals.c.run_id == run_id,
+            signals.c.consumed_at.is_(None),
+            signals.c.name.in_(names),
+        )
+        .order_by(signals.c.id)
+    ).all()
+    by_name: dict[str, list[Any]] = {}
+    for row in pending:
+        by_name.setdefault(row.name, []).append(row)
+    pairs: list[tuple[int, str]] = []
+    answers: dict[str, Any] = {}
+    for wait in wanted:
+        queue = by_name.get(wait.name or "")
+        if queue:
+            row = queue.pop(0)
+            pairs.append((row.id, wait.id))
+            answers[wait.id] = _resume_value(row.payload)
+    _consume(db, conn, pairs)
+    return answers
+
+
+async def list_for_run(db: Database, run_id: str, *, limit: int = 1000) -> list[SignalRecord]:
+    """A run's signals, consumed or not, in the order sent."""
+    rows = await db.rows(
+        select(signals).where(signals.c.run_id == run_id).order_by(signals.c.id).limit(limit)
+    )
+    return [SignalRecord.from_row(row) for row in rows]

@@ -1,0 +1,96 @@
+"""Durable timers: waiting runs with a due time (``sleep``, a signal wait's timeout).
+
+A timer is the run's ``wake_at`` column, set in the transition that makes it wait and
+cleared by any transition out of ``waiting``. Both queries here are range reads of the
+``(status, wake_at)`` index: the earliest due time, and the runs due now. Nothing scans
+every run, however many sleep.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, func, select
+
+from . import runs as runs_store
+from .records import Run, RunStatus, WaitingOn
+from .schema import runs
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .database import Database
+
+__all__ = ("next_due", "wake_due")
+
+#: Marks the engine's resume values (the authoring helpers' INTERRUPT_MARKER).
+MARKER = "__graphrun__"
+
+
+async def next_due(db: Database) -> float | None:
+    """The earliest due time of any waiting run's timer (seconds since the epoch), or None."""
+    statement = db.statement(
+        "timers.next_due",
+        lambda: select(func.min(runs.c.wake_at)).where(
+            runs.c.status == RunStatus.WAITING.value, runs.c.wake_at.is_not(None)
+        ),
+    )
+    value = await db.read_point(lambda conn: conn.execute(statement).scalar())
+    return None if value is None else float(value)
+
+
+def _answers(waits: tuple[WaitingOn, ...], now: float) -> dict[str, Any]:
+    """Resume values for the waits whose time has come."""
+    answers: dict[str, Any] = {}
+    for wait in waits:
+        if wait.wake_at is not None and wait.wake_at <= datetime.fromtimestamp(now, UTC):
+            answers[wait.id] = {MARKER: "timer" if wait.kind == "timer" else "timeout"}
+    return answers
+
+
+async def wake_due(db: Database, *, limit: int = 500) -> list[Run]:
+    """Queue the waiting runs whose timer is due (oldest due first, up to ``limit``).
+
+    Each is one compare-and-set in one transaction: a run that a signal or a cancel moved
+    meanwhile is not touched (on PostgreSQL, rows another process is waking are skipped).
+    """
+
+    def job(conn: Connection) -> list[Run]:
+        now = float(conn.execute(select(db.now())).scalar_one())
+        query = (
+            select(runs)
+            .where(runs.c.status == RunStatus.WAITING.value, runs.c.wake_at <= bindparam("now"))
+            .order_by(runs.c.wake_at)
+            .limit(limit)
+        )
+        if db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        woken = []
+        for row in conn.execute(query, {"now": now}).mappings().all():
+            run = Run.from_row(row)
+            # Rounding may leave a wait a hair short of due: it counts as due.
+            answers = _answers(run.waiting_for, now + 0.001) or {
+                w.id: {MARKER: "timer" if w.kind == "timer" else "timeout"}
+                for w in run.waiting_for
+                if w.wake_at is not None
+            }
+            woken.append(
+                runs_store.transition_in(
+                    db,
+                    conn,
+                    run.id,
+                    action="wake",
+                    allowed=(RunStatus.WAITING,),
+                    values={
+                        "status": RunStatus.QUEUED,
+                        "resume": {**(run.resume or {}), **answers},
+                        "waiting_for": None,
+                    },
+                    seen_version=run.version,
+                    extra_events=[("timer", {"interrupt_ids": sorted(answers)})],
+                )
+            )
+        return woken
+
+    return await db.write(job)
