@@ -10,6 +10,7 @@ from graphrun.config import Settings
 from graphrun.engine import Engine, sleep, timeout, wait_for_input, wait_for_signal
 from graphrun.errors import (
     AppLoadError,
+    CheckpointNotFound,
     Conflict,
     GraphrunError,
     IdempotencyConflict,
@@ -41,6 +42,7 @@ from graphrun.storage.records import (
 
 __all__ = (
     "AppLoadError",
+    "CheckpointNotFound",
     "Conflict",
     "Engine",
     "EventRecord",

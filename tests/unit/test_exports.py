@@ -6,6 +6,7 @@ import graphrun
 def test_public_api_is_pinned_and_sorted() -> None:
     assert graphrun.__all__ == (
         "AppLoadError",
+        "CheckpointNotFound",
         "Conflict",
         "Engine",
         "EventRecord",

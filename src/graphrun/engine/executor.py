@@ -432,6 +432,7 @@ class Executor:
         return Outcome(
             "fail",
             {"status": RunStatus.FAILED, "error": _error_info(exc, node), "waiting_for": None},
+            cancel_wins=True,
         )
 
 
@@ -441,10 +442,11 @@ def _completed(values: Any) -> Outcome:
         validation.check_json(output, what="final state")
     except (errors.ValidationFailed, ValueError, TypeError) as exc:
         error = _error_info(errors.SerializationError(f"Final state is not JSON: {exc}"), None)
-        return Outcome("fail", {"status": RunStatus.FAILED, "error": error})
+        return Outcome("fail", {"status": RunStatus.FAILED, "error": error}, cancel_wins=True)
     return Outcome(
         "complete",
         {"status": RunStatus.COMPLETED, "output": output, "waiting_for": None, "error": None},
+        cancel_wins=True,
     )
 
 

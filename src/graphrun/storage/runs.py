@@ -415,15 +415,16 @@ def _explain_conflict(
 def _status_values(status: RunStatus, now: Any, *, cancel_wins: bool) -> dict[str, Any]:
     """Column values for a change to ``status``; a timer is cleared unless the run waits."""
     timer: dict[str, Any] = {} if status is RunStatus.WAITING else {"wake_at": None}
-    if status.terminal:
-        return {"status": status.value, "finished_at": now, **timer}
+    finished = now if status.terminal else None
     if not cancel_wins:
-        return {"status": status.value, **timer}
-    # A cancel requested meanwhile (e.g. while the worker was stopping) still wins.
+        plain = {"status": status.value, **timer}
+        return plain | {"finished_at": now} if status.terminal else plain
+    # A cancel requested meanwhile (while the step ran, or the worker was stopping) wins:
+    # the canceller was told yes, so the run must end cancelled.
     requested = runs.c.cancel_requested.is_(True)
     return {
         "status": case((requested, RunStatus.CANCELLED.value), else_=status.value),
-        "finished_at": case((requested, now), else_=None),
+        "finished_at": case((requested, now), else_=finished),
         **timer,
     }
 
