@@ -18,7 +18,16 @@ from graphrun import errors, validation
 from graphrun.apps import AppRegistry, LoadedWorkflow, load_app
 from graphrun.config import Settings
 from graphrun.ids import RunIdFactory
-from graphrun.storage import Database, catalog, checkpoints, events, migrations, signals
+from graphrun.storage import (
+    Database,
+    catalog,
+    checkpoints,
+    events,
+    migrations,
+    schedules,
+    signals,
+    timers,
+)
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import (
     CheckpointRecord,
@@ -26,16 +35,18 @@ from graphrun.storage.records import (
     Run,
     RunPage,
     RunStatus,
+    ScheduleRecord,
     SignalRecord,
     SignalSent,
     WaitingOn,
     WorkflowRecord,
 )
 
+from .due_loop import DueLoop
 from .executor import Executor, compile_graph, jsonable
 from .keys import ApiKeys
 from .notifier import IN_FLIGHT, ChangeNotifier, wait_for_event
-from .timers import TimerLoop
+from .schedules import check_spec, first_fire, next_after
 from .worker import Worker
 
 __all__ = ("Engine",)
@@ -103,7 +114,7 @@ class Engine:
         self._ids = RunIdFactory()
         self._db: Database | None = None
         self._worker: Worker | None = None
-        self._timers: TimerLoop | None = None
+        self._loops: list[DueLoop] = []
         self._graphs: dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -154,12 +165,19 @@ class Engine:
                 ],
             )
             if self.settings.run_worker and self._graphs:
-                timers = TimerLoop(self._db, self.settings, self.notifier, self._wake_worker)
-                executor = Executor(self._db, self.settings, self.notifier, timers.timer_set)
+                db = self._db
+                timer_loop = DueLoop(
+                    "timers", self.settings, lambda: timers.next_due(db), self._wake_timers
+                )
+                schedule_loop = DueLoop(
+                    "schedules", self.settings, lambda: schedules.next_due(db), self._fire_schedules
+                )
+                executor = Executor(self._db, self.settings, self.notifier, timer_loop.due_at)
                 self._worker = Worker(self._db, self.settings, executor, self._graphs)
                 await self._worker.start()
-                self._timers = timers
-                timers.start()
+                self._loops = [timer_loop, schedule_loop]
+                for loop in self._loops:
+                    loop.start()
         except BaseException:
             await self._db.close()
             self._db = None
@@ -187,13 +205,98 @@ class Engine:
             await worker.stop(grace_s)
 
     async def _stop_loops(self) -> None:
-        timers, self._timers = self._timers, None
-        if timers is not None:
-            await timers.stop()
+        loops, self._loops = self._loops, []
+        for loop in loops:
+            await loop.stop()
 
-    def _wake_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.wake()
+    async def _wake_timers(self) -> int:
+        """Queue the runs whose timer is due (the timer loop calls this)."""
+        woken = await timers.wake_due(self.db)
+        for run in woken:
+            self._changed(run)
+        return len(woken)
+
+    async def _fire_schedules(self) -> int:
+        """Start the runs of the schedules due now (the schedule loop calls this)."""
+        fired = await schedules.fire_due(self.db, next_after=next_after, new_id=self._ids.new)
+        for item in fired:
+            if item.run is None:
+                logger.warning(
+                    "schedule %s: no worker has published its workflow; nothing started",
+                    item.schedule_id,
+                    extra={"action": "schedule_skipped"},
+                )
+            elif item.created:
+                self._changed(item.run)
+        return len(fired)
+
+    # -- schedules -----------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: str,
+        input: Any = None,
+        *,
+        cron: str | None = None,
+        every: float | None = None,
+        timezone: str = "UTC",
+    ) -> ScheduleRecord:
+        """Start ``workflow`` with ``input`` at every cron time, or every ``every`` seconds.
+
+        Each due time starts exactly one run, however many engines share the database; due
+        times missed while no engine ran fire once, when one runs again.
+
+        Args:
+            schedule_id: A name for the schedule (``[a-z0-9][a-z0-9_.-]{0,63}``).
+            workflow: ``app.workflow``.
+            input: The input of every run; validated now against the workflow's schema.
+            cron: A five-field cron expression, evaluated in ``timezone``.
+            every: Or an interval in whole seconds (at least 1).
+            timezone: An IANA time zone name for ``cron`` (default UTC).
+
+        Raises:
+            ValidationFailed: A field is invalid (bad cron, unknown time zone, bad input...).
+            WorkflowNotFound: No loaded or published workflow has this name.
+            ScheduleExists: The id is taken.
+        """
+        interval = check_spec(schedule_id, cron, every, timezone)
+        _, normalized = await self._validated_input(workflow, input)
+        return await schedules.create(
+            self.db,
+            schedules.NewSchedule(
+                id=schedule_id,
+                workflow=workflow,
+                cron=cron,
+                interval_s=interval,
+                timezone=timezone,
+                input=normalized,
+                first_fire_at=first_fire(cron, interval, timezone, time.time()),
+            ),
+        )
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by id."""
+        return await schedules.list_all(self.db)
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord:
+        """One schedule.
+
+        Raises:
+            ScheduleNotFound: No such schedule.
+        """
+        found = await schedules.get(self.db, schedule_id)
+        if found is None:
+            raise errors.ScheduleNotFound(schedule_id)
+        return found
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Remove a schedule; the runs it started are kept.
+
+        Raises:
+            ScheduleNotFound: No such schedule.
+        """
+        await schedules.delete_one(self.db, schedule_id)
 
     @property
     def db(self) -> Database:
@@ -235,20 +338,9 @@ class Engine:
             ValidationFailed: The input (or key) is invalid; nothing was stored.
             IdempotencyConflict: The key started a run with a different input.
         """
-        if input is None:
-            input = {}
-        validation.check_json(input, what="input")
         if idempotency_key is not None:
             _check_idempotency_key(idempotency_key)
-        loaded = self.registry.get(workflow)
-        if loaded is not None:
-            version = loaded.version
-            normalized = validation.validate_with_adapter(input, loaded.input_adapter, what="input")
-        else:
-            record = await self._published(workflow)
-            version = record.version
-            validation.validate_with_schema(input, record.input_schema, what="input")
-            normalized = input
+        version, normalized = await self._validated_input(workflow, input)
         new = runs_store.NewRun(
             id=self._ids.new(),
             workflow=workflow,
@@ -268,6 +360,19 @@ class Engine:
         if created:
             self.notifier.notify(run.id, run)
         return run
+
+    async def _validated_input(self, workflow: str, input: Any) -> tuple[str, Any]:
+        """The workflow's current version, and ``input`` validated (and normalized) for it."""
+        if input is None:
+            input = {}
+        validation.check_json(input, what="input")
+        loaded = self.registry.get(workflow)
+        if loaded is not None:
+            normalized = validation.validate_with_adapter(input, loaded.input_adapter, what="input")
+            return loaded.version, normalized
+        record = await self._published(workflow)
+        validation.validate_with_schema(input, record.input_schema, what="input")
+        return record.version, input
 
     async def _published(self, workflow: str) -> WorkflowRecord:
         known = {w.name: w for w in await catalog.latest(self.db)}

@@ -36,6 +36,7 @@ __all__ = (
     "get_many",
     "heartbeat",
     "insert",
+    "insert_in",
     "list_page",
     "requeue_expired",
     "transition",
@@ -85,6 +86,11 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
     Raises:
         IdempotencyConflict: The key started a run with a different input.
     """
+    return await db.write(lambda conn: insert_in(db, conn, new))
+
+
+def insert_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
+    """`insert` inside a write transaction the caller already holds."""
     claimed = new.claim_for is not None
 
     def build() -> Any:
@@ -133,24 +139,21 @@ async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
     if claimed:
         started.append((new.id, "status", {"status": "running", "attempt": 1}))
 
-    def job(conn: Connection) -> tuple[Run, bool]:
-        stmt = db.statement(f"runs.insert.{claimed}", build)
-        bound = params if claimed else _without(params, "lease_owner", "ttl")
-        row = conn.execute(stmt, bound).mappings().first()
-        if row is not None:
-            events.append(db, conn, started)
-            return Run.from_row(row), True
-        existing = (
-            (conn.execute(select(runs).where(runs.c.idempotency_key == new.idempotency_key)))
-            .mappings()
-            .one()
-        )
-        run = Run.from_row(existing)
-        if run.input_hash != new.input_hash or run.workflow != new.workflow:
-            raise errors.IdempotencyConflict(new.idempotency_key or "", run.id)
-        return run, False
-
-    return await db.write(job)
+    stmt = db.statement(f"runs.insert.{claimed}", build)
+    bound = params if claimed else _without(params, "lease_owner", "ttl")
+    row = conn.execute(stmt, bound).mappings().first()
+    if row is not None:
+        events.append(db, conn, started)
+        return Run.from_row(row), True
+    existing = (
+        (conn.execute(select(runs).where(runs.c.idempotency_key == new.idempotency_key)))
+        .mappings()
+        .one()
+    )
+    run = Run.from_row(existing)
+    if run.input_hash != new.input_hash or run.workflow != new.workflow:
+        raise errors.IdempotencyConflict(new.idempotency_key or "", run.id)
+    return run, False
 
 
 async def get(db: Database, run_id: str) -> Run | None:
