@@ -10,7 +10,7 @@ from typing import Any, NotRequired
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
-from graphrun import wait_for_input
+from graphrun import sleep, wait_for_input, wait_for_signal
 
 NODES = 10
 
@@ -65,3 +65,43 @@ approval.add_node("finish", add_one)
 approval.add_edge(START, "ask")
 approval.add_edge("ask", "finish")
 approval.add_edge("finish", END)
+
+
+class NapState(TypedDict):
+    seconds: float
+    woke: NotRequired[bool]
+
+
+def nap(state: NapState) -> dict[str, Any]:
+    sleep(state["seconds"])
+    return {"woke": True}
+
+
+#: One durable sleep (issue 4: sleeping runs cost no memory; wake-up lateness).
+napper = StateGraph(NapState)
+napper.add_node("nap", nap)
+napper.add_edge(START, "nap")
+napper.add_edge("nap", END)
+
+
+async def forever(state: State) -> dict[str, Any]:
+    await asyncio.Event().wait()
+    return {}
+
+
+#: An async node that never ends on its own (issue 4: cancel latency).
+hang = StateGraph(State)
+hang.add_node("forever", forever)
+hang.add_edge(START, "forever")
+hang.add_edge("forever", END)
+
+
+def receive(state: State) -> dict[str, Any]:
+    return {"x": state["x"] + wait_for_signal("go")}
+
+
+#: One signal wait (issue 4: signal delivery latency).
+signalled = StateGraph(State)
+signalled.add_node("receive", receive)
+signalled.add_edge(START, "receive")
+signalled.add_edge("receive", END)
