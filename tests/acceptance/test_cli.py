@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from graphrun import Engine
 from graphrun.storage import migrations
 from tests.conftest import APPS, EXAMPLES
 
@@ -106,3 +108,116 @@ def test_make_run_script_runs_the_example_end_to_end(db_url: str) -> None:
     assert "✓ price" in done.stdout
     assert "validation_failed" in done.stderr
     assert "completed" in done.stdout
+
+
+PRIMITIVES = str(APPS / "primitives")
+
+
+async def _checkpoint_after(db_url: str, run_id: str, node: str) -> str:
+    async with Engine(database_url=db_url, apps=[Path(PRIMITIVES)], run_worker=False) as engine:
+        history = await engine.history(run_id)
+    [checkpoint] = [c for c in history if c.nodes == (node,)]
+    return checkpoint.id
+
+
+@pytest.mark.acceptance
+def test_signal_a_waiting_run_through_the_cli(db_url: str) -> None:
+    value = json.dumps({"count": 1, "items": []})
+    started = graphrun(db_url, "run", "primitives.mailbox", "--app", PRIMITIVES, "-i", value)
+    assert started.returncode == 0, started.stderr
+    assert "waiting for signal item" in started.stdout
+    assert "graphrun runs signal" in started.stdout
+    (run,) = json.loads(graphrun(db_url, "runs", "list", "--json").stdout)["runs"]
+    deadline = graphrun(
+        db_url, "run", "primitives.deadline", "--app", PRIMITIVES, "-i", '{"seconds": 600}'
+    )
+    assert "waiting for signal approve until 20" in deadline.stdout  # its wake time
+
+    undeclared = graphrun(db_url, "runs", "signal", run["id"], "other", "1")
+    assert undeclared.returncode == 1
+    assert "validation_failed" in undeclared.stderr
+    assert "/name" in undeclared.stderr
+    bad_json = graphrun(db_url, "runs", "signal", run["id"], "item", "{nope")
+    assert bad_json.returncode == 2
+    kept = graphrun(db_url, "runs", "signal", run["id"], "note", '{"a": 1}')
+    assert kept.returncode == 0, kept.stderr
+    assert "kept in the mailbox" in kept.stdout
+
+    sent = graphrun(db_url, "runs", "signal", run["id"], "item", "7", "--app", PRIMITIVES, "--json")
+    assert sent.returncode == 0, sent.stderr
+    body = json.loads(sent.stdout)
+    assert body["delivered"] is True
+    assert body["signal"]["payload"] == 7
+    assert body["run"]["status"] == "completed"
+    assert body["run"]["output"]["items"] == [7]
+
+    listed = graphrun(db_url, "runs", "signals", run["id"], "--json")
+    assert listed.returncode == 0, listed.stderr
+    signals = json.loads(listed.stdout)["signals"]
+    assert [(s["name"], s["consumed_at"] is not None) for s in signals] == [
+        ("note", False),
+        ("item", True),
+    ]
+    table = graphrun(db_url, "runs", "signals", run["id"])
+    assert "note" in table.stdout
+    assert '{"a": 1}' in table.stdout
+    ended = graphrun(db_url, "runs", "signal", run["id"], "item", "8")
+    assert ended.returncode == 1
+    assert "invalid_transition" in ended.stderr
+
+
+@pytest.mark.acceptance
+def test_fork_pause_and_resume_through_the_cli(db_url: str) -> None:
+    value = json.dumps({"x": 0, "trail": []})
+    done = graphrun(db_url, "run", "primitives.chain", "--app", PRIMITIVES, "-i", value, "--json")
+    assert done.returncode == 0, done.stderr
+    source = json.loads(done.stdout)
+    assert source["output"]["x"] == 111
+    after_a = asyncio.run(_checkpoint_after(db_url, source["id"], "a"))
+
+    forked = graphrun(
+        db_url,
+        "runs",
+        "fork",
+        source["id"],
+        "--checkpoint",
+        after_a,
+        "--update",
+        '{"x": 1000}',
+        "--app",
+        PRIMITIVES,
+        "--json",
+    )
+    assert forked.returncode == 0, forked.stderr
+    new = json.loads(forked.stdout)
+    assert new["status"] == "completed"
+    assert new["output"] == {"x": 1110, "trail": ["a", "b", "c"]}
+    assert new["forked_from"] == source["id"]
+    unchanged = json.loads(graphrun(db_url, "runs", "show", source["id"], "--json").stdout)
+    assert unchanged == source
+
+    no_code = graphrun(db_url, "runs", "fork", source["id"], "--update", '{"x": 1}')
+    assert no_code.returncode == 1
+    assert "workflow_not_found" in no_code.stderr
+    not_object = graphrun(
+        db_url, "runs", "fork", source["id"], "--update", "[1]", "--app", PRIMITIVES
+    )
+    assert not_object.returncode == 2
+
+    # without --app the fork stays queued: pause it, then resume it here
+    queued = graphrun(db_url, "runs", "fork", source["id"], "--checkpoint", after_a, "--json")
+    assert queued.returncode == 0, queued.stderr
+    fork_id = json.loads(queued.stdout)["id"]
+    assert json.loads(queued.stdout)["status"] == "queued"
+    paused = graphrun(db_url, "runs", "pause", fork_id)
+    assert paused.returncode == 0, paused.stderr
+    assert "paused" in paused.stdout
+    assert f"graphrun runs resume {fork_id}" in paused.stdout
+    again = graphrun(db_url, "runs", "pause", fork_id)
+    assert again.returncode == 1
+    assert "invalid_transition" in again.stderr
+    shown = graphrun(db_url, "runs", "show", fork_id)
+    assert f"forked from {source['id']}" in shown.stdout
+    resumed = graphrun(db_url, "runs", "resume", fork_id, "--app", PRIMITIVES, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["output"] == {"x": 111, "trail": ["a", "b", "c"]}

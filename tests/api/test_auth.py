@@ -18,24 +18,35 @@ PROTECTED = [
     ("GET", f"/runs/{RUN}", "read"),
     ("GET", f"/runs/{RUN}/history", "read"),
     ("GET", f"/runs/{RUN}/events", "read"),
+    ("GET", f"/runs/{RUN}/signals", "read"),
     ("GET", "/workflows", "read"),
     ("GET", "/workflows/linear.ten", "read"),
     ("POST", "/runs", "write"),
     ("POST", f"/runs/{RUN}/resume", "write"),
     ("POST", f"/runs/{RUN}/cancel", "write"),
     ("POST", f"/runs/{RUN}/retry", "write"),
+    ("POST", f"/runs/{RUN}/signals", "write"),
+    ("POST", f"/runs/{RUN}/pause", "write"),
+    ("POST", f"/runs/{RUN}/fork", "write"),
 ]
-BODIES = {"/runs": {"workflow": "linear.ten", "input": {"x": 1}}, "/resume": {"value": 1}}
+BODIES = {
+    "/runs": {"workflow": "linear.ten", "input": {"x": 1}},
+    "/resume": {"value": 1},
+    "/signals": {"name": "go", "payload": 1},
+    "/fork": {"update": {"x": 1}},
+}
 
 
-def _body(path: str) -> dict | None:
+def _body(method: str, path: str) -> dict | None:
+    if method == "GET":
+        return None
     return next((b for suffix, b in BODIES.items() if path.endswith(suffix)), None)
 
 
 @pytest.mark.parametrize(("method", "path", "scope"), PROTECTED)
 async def test_no_key_is_401(api: Api, method: str, path: str, scope: str) -> None:
     async with api.client(None) as anonymous:
-        response = await anonymous.request(method, path, json=_body(path))
+        response = await anonymous.request(method, path, json=_body(method, path))
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json()["code"] == "unauthenticated"
@@ -80,7 +91,7 @@ async def test_a_tampered_secret_is_401(api: Api) -> None:
 @pytest.mark.parametrize(("method", "path", "scope"), [p for p in PROTECTED if p[2] == "write"])
 async def test_a_read_key_cannot_write(api: Api, method: str, path: str, scope: str) -> None:
     async with api.client("read") as client:
-        response = await client.request(method, path, json=_body(path))
+        response = await client.request(method, path, json=_body(method, path))
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
     assert response.json()["details"]["required"] == "write"

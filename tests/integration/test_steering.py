@@ -177,3 +177,5 @@ async def test_fork_with_a_state_patch_leaves_the_original_unchanged(
             await engine.fork(source.id, "no-such-checkpoint")
         with pytest.raises(ValidationFailed):
             await engine.fork(source.id, after_a.id, update={"x": float("nan")})
+        with pytest.raises(ValidationFailed):  # LangGraph's InvalidUpdateError, as a 422
+            await engine.fork(source.id, after_a.id, update="not a state patch")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from graphrun.apps.manifest import NAME_RE
+from graphrun.apps.manifest import NAME_RE, SIGNAL_NAME_RE
 from graphrun.engine.engine import IDEMPOTENCY_KEY_RE
 from graphrun.storage.records import RunStatus
 
@@ -16,11 +16,16 @@ __all__ = (
     "COMMON_ERRORS",
     "CheckpointOut",
     "ErrorOut",
+    "ForkIn",
     "HealthOut",
     "HistoryOut",
     "ResumeIn",
     "RunOut",
     "RunPageOut",
+    "SignalIn",
+    "SignalListOut",
+    "SignalOut",
+    "SignalSentOut",
     "StartRunIn",
     "WaitingOnOut",
     "WorkflowOut",
@@ -30,6 +35,8 @@ __all__ = (
 
 #: ``app.workflow``: an app name and a workflow name, each as manifests allow them.
 WORKFLOW_NAME = rf"^{NAME_RE.pattern}\.{NAME_RE.pattern}$"
+#: A signal's name, as manifests declare it.
+SIGNAL_NAME = rf"^{SIGNAL_NAME_RE.pattern}$"
 #: The engine's rule for idempotency keys, as the OpenAPI document states it.
 IDEMPOTENCY_KEY = rf"^{IDEMPOTENCY_KEY_RE.pattern}$"
 
@@ -77,16 +84,49 @@ class ResumeIn(_In):
     )
 
 
+class SignalIn(_In):
+    """Send a signal to a run; a `wait_for_signal(name)` consumes it, now or later."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "approve", "payload": {"by": "ana"}}]},
+    )
+
+    name: str = Field(
+        pattern=SIGNAL_NAME, max_length=100, description="One the run's workflow declares."
+    )
+    payload: Any = Field(default=None, description="Validated against the signal's schema.")
+
+
+class ForkIn(_In):
+    """Fork a run from one of its checkpoints, optionally patching the state first."""
+
+    checkpoint_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="One of the run's checkpoints (see its history); its latest by default.",
+    )
+    update: dict[str, Any] | None = Field(
+        default=None,
+        description="A state patch (an object, as a node returns), applied as if the "
+        "checkpoint's node had returned it.",
+    )
+
+
 class WaitingOnOut(BaseModel):
-    """One pending interrupt of a waiting run."""
+    """One pending interrupt of a waiting run: input, a signal or a timer."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     id: str
-    kind: str
+    kind: str = Field(description="`input`, `signal` or `timer`.")
+    name: str | None = Field(default=None, description="For signals: the signal's name.")
     prompt: Any = None
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
-    wake_at: datetime | None = None
+    wake_at: datetime | None = Field(
+        default=None, description="For timers and signal waits with a timeout: when it wakes."
+    )
 
 
 class RunOut(BaseModel):
@@ -105,6 +145,7 @@ class RunOut(BaseModel):
     updated_at: datetime
     finished_at: datetime | None = None
     attempts: int
+    forked_from: str | None = Field(default=None, description="The run this one was forked from.")
 
 
 class RunPageOut(BaseModel):
@@ -112,6 +153,31 @@ class RunPageOut(BaseModel):
 
     runs: list[RunOut]
     next_cursor: str | None
+
+
+class SignalOut(BaseModel):
+    """A signal in a run's mailbox."""
+
+    id: int
+    run_id: str
+    name: str
+    payload: Any = None
+    created_at: datetime
+    consumed_at: datetime | None = Field(description="When a wait consumed it; null until then.")
+
+
+class SignalSentOut(BaseModel):
+    """What sending a signal did: the stored signal and the run right after."""
+
+    signal: SignalOut
+    run: RunOut
+    delivered: bool = Field(description="Whether a waiting node consumed it at once.")
+
+
+class SignalListOut(BaseModel):
+    """A run's signals, consumed or waiting, in the order sent."""
+
+    signals: list[SignalOut]
 
 
 class CheckpointOut(BaseModel):

@@ -12,7 +12,7 @@ import typer
 from graphrun import errors
 from graphrun.config import DEFAULT_MAX_BODY_BYTES
 
-from . import db, keys, runs
+from . import db, keys, runs, schedules
 from ._common import (
     AppsOption,
     DbOption,
@@ -37,6 +37,7 @@ app = typer.Typer(
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(schedules.app, name="schedules")
 
 
 @app.command("run")

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from langgraph.errors import InvalidUpdateError
+
 from graphrun import errors, validation
 from graphrun.apps import AppRegistry, LoadedWorkflow, load_app
 from graphrun.config import Settings
@@ -835,7 +837,7 @@ class Engine:
                 target: Any = {"configurable": {"thread_id": new_id, "checkpoint_ns": ""}}
                 try:
                     updated = await graph.aupdate_state(target, update)
-                except (ValueError, TypeError, KeyError) as exc:  # InvalidUpdateError is one
+                except (InvalidUpdateError, ValueError, TypeError, KeyError) as exc:
                     raise errors.ValidationFailed(
                         "update", [{"pointer": "/update", "message": str(exc)}]
                     ) from exc

@@ -18,10 +18,14 @@ from graphrun.api.models import (
     BODY_ERRORS,
     COMMON_ERRORS,
     WORKFLOW_NAME,
+    ForkIn,
     HistoryOut,
     ResumeIn,
     RunOut,
     RunPageOut,
+    SignalIn,
+    SignalListOut,
+    SignalSentOut,
     StartRunIn,
     error_responses,
 )
@@ -50,7 +54,18 @@ reader = [Depends(require(Scope.READ))]
 #: OpenAPI links: what a client (or a fuzzer's stateful phase) can do with a started run.
 RUN_LINKS = {
     op: {"operationId": op, "parameters": {"run_id": "$response.body#/id"}}
-    for op in ("get_run", "run_history", "run_events", "resume_run", "cancel_run", "retry_run")
+    for op in (
+        "get_run",
+        "run_history",
+        "run_events",
+        "run_signals",
+        "resume_run",
+        "signal_run",
+        "pause_run",
+        "cancel_run",
+        "retry_run",
+        "fork_run",
+    )
 }
 writer = [Depends(require(Scope.WRITE))]
 
@@ -143,12 +158,66 @@ async def _wait(engine: Engine, run_id: str, timeout: float, shutdown: asyncio.E
     operation_id="resume_run",
 )
 async def resume_run(run_id: RunId, body: ResumeIn, engine: EngineDep) -> dict[str, Any]:
-    """Answer the waiting run's interrupt; the run is queued to continue."""
+    """Answer the waiting run's interrupt, or resume a paused run; it is queued to continue.
+
+    A paused run is resumed without a ``value`` (and without ``interrupt_id``); it continues
+    from the step boundary where it stopped.
+    """
     try:
         run = await engine.resume(str(run_id), body.value, interrupt_id=body.interrupt_id)
     except errors.ValidationFailed as exc:
         raise exc.within("value") if exc.what == "resume value" else exc from None
     return run.to_json()
+
+
+@router.post(
+    "/{run_id}/signals",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SignalSentOut,
+    dependencies=writer,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+    operation_id="signal_run",
+)
+async def signal_run(run_id: RunId, body: SignalIn, engine: EngineDep) -> dict[str, Any]:
+    """Send a signal; a wait for it consumes it at once (``delivered``) or later, in order.
+
+    The signal is stored durably in the run's mailbox. The name must be one the workflow
+    declares and the payload must satisfy its schema (422, nothing stored); a run that has
+    ended refuses it (409), and so does a full mailbox (409 ``signal_queue_full``).
+    """
+    try:
+        sent = await engine.signal(str(run_id), body.name, body.payload)
+    except errors.ValidationFailed as exc:
+        raise exc.within("payload") if exc.what == "signal payload" else exc from None
+    return sent.to_json()
+
+
+@router.get(
+    "/{run_id}/signals",
+    response_model=SignalListOut,
+    dependencies=reader,
+    responses=error_responses(404),
+    operation_id="run_signals",
+)
+async def run_signals(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
+    """The run's signals, consumed or still waiting in its mailbox, in the order sent."""
+    return {"signals": [s.to_json() for s in await engine.signals(str(run_id))]}
+
+
+@router.post(
+    "/{run_id}/pause",
+    response_model=RunOut,
+    dependencies=writer,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+    operation_id="pause_run",
+)
+async def pause_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
+    """Pause the run: a queued one at once, a running one at its next step boundary.
+
+    A running run answers still ``running`` (it pauses once its current step is
+    checkpointed); ``POST /runs/{run_id}/resume`` continues a paused run.
+    """
+    return (await engine.pause(str(run_id))).to_json()
 
 
 @router.post(
@@ -173,6 +242,27 @@ async def cancel_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
 async def retry_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
     """Queue a failed run again; it continues from the step that failed."""
     return (await engine.retry(str(run_id))).to_json()
+
+
+@router.post(
+    "/{run_id}/fork",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunOut,
+    dependencies=writer,
+    responses={**error_responses(*BODY_ERRORS, 404), 202: {"links": RUN_LINKS}},
+    operation_id="fork_run",
+)
+async def fork_run(run_id: RunId, engine: EngineDep, body: ForkIn | None = None) -> dict[str, Any]:
+    """Start a new run from a checkpoint of this one (its latest by default); 202 at once.
+
+    ``update`` patches the state first, as if the checkpoint's node had returned it. The
+    source run is not changed; the new run's ``forked_from`` names it.
+    """
+    body = body or ForkIn()
+    # No `within` here: the engine's pointer for an update that does not fit is `/update`
+    # already, and whatever `check_json` refuses the body check refused first.
+    run = await engine.fork(str(run_id), body.checkpoint_id, body.update)
+    return run.to_json()
 
 
 @router.get(
