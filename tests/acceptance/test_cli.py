@@ -221,3 +221,29 @@ def test_fork_pause_and_resume_through_the_cli(db_url: str) -> None:
     resumed = graphrun(db_url, "runs", "resume", fork_id, "--app", PRIMITIVES, "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["output"] == {"x": 111, "trail": ["a", "b", "c"]}
+
+
+@pytest.mark.acceptance
+def test_schedules_through_the_cli(db_url: str) -> None:
+    chain = json.dumps({"x": 0, "trail": []})
+    # running a workflow once publishes it to the catalog the schedule is checked against
+    ran = graphrun(db_url, "run", "primitives.chain", "--app", PRIMITIVES, "-i", chain, "--json")
+    assert ran.returncode == 0, ran.stderr
+    added = graphrun(
+        db_url,
+        *("schedules", "add", "nightly", "primitives.chain"),
+        *("--cron", "30 2 * * *", "--tz", "Europe/Riga", "--input", chain, "--json"),
+    )
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["timezone"] == "Europe/Riga"
+    bad = graphrun(db_url, "schedules", "add", "bad", "primitives.chain", "--cron", "61 * * * *")
+    assert bad.returncode == 1
+    assert "Bad minute" in bad.stderr
+    listed = json.loads(graphrun(db_url, "schedules", "list", "--json").stdout)
+    assert [s["id"] for s in listed["schedules"]] == ["nightly"]
+    assert "every" not in graphrun(db_url, "schedules", "list").stdout
+    removed = graphrun(db_url, "schedules", "remove", "nightly")
+    assert removed.returncode == 0, removed.stderr
+    gone = graphrun(db_url, "schedules", "show", "nightly")
+    assert gone.returncode == 1
+    assert "schedule_not_found" in gone.stderr

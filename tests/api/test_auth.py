@@ -28,17 +28,22 @@ PROTECTED = [
     ("POST", f"/runs/{RUN}/signals", "write"),
     ("POST", f"/runs/{RUN}/pause", "write"),
     ("POST", f"/runs/{RUN}/fork", "write"),
+    ("GET", "/schedules", "read"),
+    ("GET", "/schedules/nightly", "read"),
+    ("POST", "/schedules", "write"),
+    ("DELETE", "/schedules/nightly", "write"),
 ]
 BODIES = {
     "/runs": {"workflow": "linear.ten", "input": {"x": 1}},
     "/resume": {"value": 1},
     "/signals": {"name": "go", "payload": 1},
     "/fork": {"update": {"x": 1}},
+    "/schedules": {"id": "nightly", "workflow": "linear.ten", "input": {"x": 1}, "every": 60},
 }
 
 
 def _body(method: str, path: str) -> dict | None:
-    if method == "GET":
+    if method in ("GET", "DELETE"):
         return None
     return next((b for suffix, b in BODIES.items() if path.endswith(suffix)), None)
 

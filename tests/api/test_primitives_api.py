@@ -277,3 +277,55 @@ async def test_openapi_documents_the_new_routes(client: httpx.AsyncClient) -> No
     schemas = spec["components"]["schemas"]
     assert "name" in schemas["WaitingOnOut"]["properties"]
     assert "forked_from" in schemas["RunOut"]["properties"]
+
+
+async def test_schedules_crud_over_http(client: httpx.AsyncClient) -> None:
+    body = {
+        "id": "nightly",
+        "workflow": "primitives.chain",
+        "input": {"x": 0, "trail": []},
+        "cron": "30 2 * * *",
+        "timezone": "Europe/Riga",
+    }
+    created = await client.post("/schedules", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["next_fire_at"] is not None
+    again = await client.post("/schedules", json=body)
+    assert (again.status_code, again.json()["code"]) == (409, "schedule_exists")
+    listed = await client.get("/schedules")
+    assert [s["id"] for s in listed.json()["schedules"]] == ["nightly"]
+    one = await client.get("/schedules/nightly")
+    assert one.json()["cron"] == "30 2 * * *"
+    assert (await client.delete("/schedules/nightly")).status_code == 204
+    gone = await client.get("/schedules/nightly")
+    assert (gone.status_code, gone.json()["code"]) == (404, "schedule_not_found")
+    assert (await client.delete("/schedules/nightly")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("patch", "pointer"),
+    [
+        ({"cron": "61 * * * *"}, "/cron"),  # RELIABILITY.md row 24
+        ({"cron": "* * *"}, "/cron"),
+        ({"cron": "*/0 * * * *"}, "/cron"),
+        ({"cron": "0 0 * * 8"}, "/cron"),
+        ({"cron": "@reboot"}, "/cron"),
+        ({"cron": "0 0 31 2 *"}, "/cron"),  # row 25: never fires
+        ({"cron": "* * * * * *"}, "/cron"),  # row 25: six fields, sub-minute
+        ({"cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "/timezone"),  # row 26
+        ({"every": 0}, "/every"),
+        ({"every": 0.5}, "/every"),
+        ({"input": {"x": "one"}}, "/input/x"),
+        ({"id": "Not An Id"}, "/id"),
+    ],
+)
+async def test_invalid_schedules_are_422(
+    client: httpx.AsyncClient, patch: dict[str, Any], pointer: str
+) -> None:
+    body = {"id": "bad", "workflow": "primitives.chain", "input": {"x": 0, "trail": []}}
+    body |= {"every": 60} if "cron" not in patch else {}
+    body |= patch
+    response = await client.post("/schedules", json=body)
+    assert response.status_code == 422, response.text
+    assert pointer in _pointers(response)
+    assert (await client.get("/schedules")).json() == {"schedules": []}

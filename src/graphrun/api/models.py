@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graphrun.apps.manifest import NAME_RE, SIGNAL_NAME_RE
 from graphrun.engine.engine import IDEMPOTENCY_KEY_RE
+from graphrun.engine.schedules import SCHEDULE_ID_RE
 from graphrun.storage.records import RunStatus
 
 __all__ = (
@@ -22,6 +23,9 @@ __all__ = (
     "ResumeIn",
     "RunOut",
     "RunPageOut",
+    "ScheduleIn",
+    "ScheduleListOut",
+    "ScheduleOut",
     "SignalIn",
     "SignalListOut",
     "SignalOut",
@@ -112,6 +116,59 @@ class ForkIn(_In):
         description="A state patch (an object, as a node returns), applied as if the "
         "checkpoint's node had returned it.",
     )
+
+
+class ScheduleIn(_In):
+    """A schedule: start ``workflow`` with ``input`` at cron times or every N seconds."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "nightly-report",
+                    "workflow": "reports.daily",
+                    "input": {"scope": "all"},
+                    "cron": "30 2 * * *",
+                    "timezone": "Europe/Riga",
+                }
+            ]
+        },
+    )
+
+    id: str = Field(pattern=rf"^{SCHEDULE_ID_RE.pattern}$", max_length=64)
+    workflow: str = Field(pattern=WORKFLOW_NAME, max_length=127)
+    input: Any = Field(default=None, description="Every run's input; validated now.")
+    cron: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Five fields (minute hour day-of-month month day-of-week), in `timezone`.",
+    )
+    every: int | None = Field(
+        default=None, ge=1, le=366 * 24 * 3600, description="Or an interval in whole seconds."
+    )
+    timezone: str = Field(default="UTC", max_length=64, description="An IANA time zone name.")
+
+
+class ScheduleOut(BaseModel):
+    """A schedule, with when it fires next."""
+
+    id: str
+    workflow: str
+    cron: str | None
+    interval_s: float | None
+    timezone: str
+    input: Any
+    next_fire_at: datetime
+    last_fired_at: datetime | None
+    last_run_id: str | None
+    created_at: datetime
+
+
+class ScheduleListOut(BaseModel):
+    """Every schedule, by id."""
+
+    schedules: list[ScheduleOut]
 
 
 class WaitingOnOut(BaseModel):
