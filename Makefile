@@ -34,6 +34,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_primitives.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache graphrun.db*

@@ -46,3 +46,28 @@ def test_registry_refuses_two_apps_with_one_name() -> None:
     registry.add(load_app(APPS / "linear"))
     with pytest.raises(errors.ManifestError, match="Two apps"):
         registry.add(load_app(APPS / "linear"))
+
+
+def test_declared_signals_load_as_json_schemas() -> None:
+    app = load_app(APPS / "primitives")
+    signals = {w.name: w.signals for w in app.workflows}
+    assert signals["primitives.mailbox"] == {"item": {"type": "integer"}, "note": {}}
+    approve = signals["primitives.deadline"]["approve"]
+    assert approve["required"] == ["by"]  # from the pydantic model Approval
+    assert signals["primitives.sleeper"] == {}
+
+
+def test_a_signal_naming_something_else_than_a_model_is_refused(tmp_path: Path) -> None:
+    pkg = tmp_path / "sigapp"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "flows.py").write_text(
+        "from langgraph.graph import StateGraph\nfrom typing_extensions import TypedDict\n"
+        "class S(TypedDict):\n    x: int\ngraph = StateGraph(S)\nNOT_A_MODEL = 42\n"
+    )
+    (tmp_path / "graphrun.toml").write_text(
+        '[app]\nname = "sigapp"\n[workflows.a]\ngraph = "sigapp.flows:graph"\n'
+        'signals = { go = "sigapp.flows:NOT_A_MODEL" }\n'
+    )
+    with pytest.raises(errors.AppLoadError, match="must name a pydantic model"):
+        load_app(tmp_path)

@@ -61,3 +61,36 @@ def test_manifest_missing_is_app_not_found(tmp_path: Path) -> None:
         read_manifest(tmp_path)
     with pytest.raises(errors.AppNotFound):
         read_manifest(tmp_path / "nope")
+
+
+def test_manifest_reads_declared_signals(tmp_path: Path) -> None:
+    manifest = read_manifest(
+        write(
+            tmp_path,
+            '[app]\nname = "shop"\n[workflows.a]\ngraph = "shop.flows:a"\n'
+            'signals = { paid = "shop.models:Paid", note = {}, "size.v2" = { type = "integer" } }\n',
+        )
+    )
+    (workflow,) = manifest.workflows
+    assert workflow.signals == (
+        ("paid", "shop.models:Paid"),
+        ("note", {}),
+        ("size.v2", {"type": "integer"}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("signals", "match"),
+    [
+        ('"paid"', "table of name = schema"),
+        ('{ "no spaces" = {} }', "a name must match"),
+        ('{ "-x" = {} }', "a name must match"),
+        ('{ paid = { type = "no-such-type" } }', "not a valid JSON Schema"),
+        ('{ paid = "json:loads" }', "shadow"),
+        ("{ paid = 3 }", "module.path:attribute"),
+    ],
+)
+def test_manifest_rejects_bad_signal_declarations(tmp_path: Path, signals: str, match: str) -> None:
+    text = f'[app]\nname = "shop"\n[workflows.a]\ngraph = "shop.flows:a"\nsignals = {signals}\n'
+    with pytest.raises(errors.ManifestError, match=match):
+        read_manifest(write(tmp_path, text))
