@@ -7,8 +7,11 @@ import sys
 from types import ModuleType
 
 import pytest
+from sqlalchemy import update
 
 from graphrun import CheckpointNotFound, RunStatus, TransitionConflict, ValidationFailed
+from graphrun.storage import Database
+from graphrun.storage.schema import runs as runs_table
 from tests.conftest import APPS, EngineFactory, entered
 
 if str(APPS / "primitives") not in sys.path:
@@ -62,6 +65,29 @@ async def test_pause_of_a_queued_run_is_immediate_and_a_waiting_run_refuses(
         )
         with pytest.raises(TransitionConflict):
             await engine.pause(waiting.id)
+
+
+async def test_a_pause_answered_while_queued_does_not_pause_the_resumed_run(
+    make_engine: EngineFactory, db_url: str
+) -> None:
+    async with make_engine("primitives", run_worker=False) as engine:
+        run = await engine.start("primitives.chain", {"x": 0, "trail": []})
+    db = await Database.open(db_url)
+    try:  # as a worker leaves a run it released at shutdown while a pause was asked of it
+        await db.write(
+            lambda conn: conn.execute(
+                update(runs_table).where(runs_table.c.id == run.id).values(pause_requested=True)
+            )
+        )
+    finally:
+        await db.close()
+    async with make_engine("primitives", run_worker=False) as engine:
+        assert (await engine.pause(run.id)).pause_requested is False
+        await engine.resume(run.id)
+    async with make_engine("primitives") as engine:
+        done = await engine.wait(run.id, timeout=30)
+    assert done.status is RunStatus.COMPLETED
+    assert done.output == {"x": 111, "trail": ["a", "b", "c"]}
 
 
 async def test_cancel_of_a_running_async_node_cancels_its_task(
@@ -169,6 +195,9 @@ async def test_fork_with_a_state_patch_leaves_the_original_unchanged(
 
         plain = await engine.wait((await engine.fork(source.id, after_a.id)).id, timeout=30)
         assert plain.output == {"x": 111, "trail": ["a", "b", "c"]}
+        # the steps after the checkpoint ran again (a replay), not copied from the source
+        nodes = [e.data["node"] for e in await engine.events(plain.id) if e.kind == "node"]
+        assert nodes == ["b", "c"]
 
         assert await engine.get(source.id) == source  # the original is unchanged
         assert [c.id for c in await engine.history(source.id)] == [c.id for c in history]

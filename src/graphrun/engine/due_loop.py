@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from graphrun import errors
@@ -22,7 +21,6 @@ __all__ = ("DueLoop",)
 logger = logging.getLogger("graphrun.due")
 
 MAX_BACKOFF_S = 5.0  # seconds between retries while the database fails
-CLOCK_SLACK_S = 0.005  # the database clock may be this far behind ours
 
 
 class DueLoop:
@@ -31,7 +29,8 @@ class DueLoop:
     Args:
         name: For the task name and logs (``timers``, ``schedules``).
         settings: The engine's settings (the poll interval caps each sleep).
-        next_due: The earliest due time in the database (epoch seconds), or None.
+        next_due: Seconds until the earliest due time in the database, by the database's
+            clock (<= 0: something is due now), or None.
         fire: Acts on everything due now; returns how many it handled.
     """
 
@@ -47,7 +46,6 @@ class DueLoop:
         self._next_due = next_due
         self._fire = fire
         self._changed = asyncio.Event()
-        self._earliest: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -62,20 +60,18 @@ class DueLoop:
             self._task = None
 
     def due_at(self, when: float) -> None:
-        """Something this process stored falls due at ``when``: wake up by then."""
-        if self._earliest is None or when < self._earliest:
-            self._earliest = when
-            self._changed.set()
+        """Something this process stored falls due at ``when``: look again now."""
+        self._changed.set()
 
     async def _loop(self) -> None:
         backoff = 0.0
         while True:
             self._changed.clear()
             try:
-                due = await self._next_due()
-                if due is not None and due <= time.time():
-                    if not await self._fire():
-                        await asyncio.sleep(CLOCK_SLACK_S)
+                delay = await self._next_due()
+                if delay is not None and delay <= 0:
+                    if not await self._fire():  # another process took it: look again soon
+                        await asyncio.sleep(self.settings.poll_interval_s / 10)
                     backoff = 0.0
                     continue
                 backoff = 0.0
@@ -90,8 +86,7 @@ class DueLoop:
                 )
                 await asyncio.sleep(backoff)
                 continue
-            self._earliest = due
             pause = self.settings.poll_interval_s
-            if due is not None:
-                pause = min(pause, max(0.0, due - time.time()))
+            if delay is not None:
+                pause = min(pause, delay)
             await wait_for_event(self._changed, pause)

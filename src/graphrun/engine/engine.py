@@ -594,7 +594,9 @@ class Engine:
                     "resume",
                     [{"pointer": "/value", "message": "a paused run is resumed without a value"}],
                 )
-            return await self._requeue(run, action="resume", allowed=(RunStatus.PAUSED,), values={})
+            return await self._requeue(
+                run, action="resume", allowed=(RunStatus.PAUSED,), values={"pause_requested": False}
+            )
         if run.status is not RunStatus.WAITING:
             raise errors.TransitionConflict(run.id, "resume", run.status.value)
         if interrupt_id is None:
@@ -712,7 +714,8 @@ class Engine:
                         run.id,
                         action="pause",
                         allowed=(RunStatus.QUEUED,),
-                        values={"status": RunStatus.PAUSED},
+                        # A pause still asked of a released run is answered by this one.
+                        values={"status": RunStatus.PAUSED, "pause_requested": False},
                         seen_version=run.version,
                     )
             except errors.TransitionConflict as exc:
@@ -857,8 +860,10 @@ class Engine:
                 lambda claim_for: runs_store.insert(self.db, replace(new, claim_for=claim_for)),
                 lambda r: r,
             )
-        except BaseException:
-            await self.checkpointer.adelete_thread(new_id)  # leave no orphaned history
+        except Exception:
+            # Leave no orphaned history. (A cancelled caller leaves it: the insert is
+            # shielded and may have committed, and then the new run needs it.)
+            await self.checkpointer.adelete_thread(new_id)
             raise
         self._changed(run)
         return run

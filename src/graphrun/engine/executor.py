@@ -154,18 +154,18 @@ class Executor:
         Whatever happens, the execution ends in one fenced transition (or, when the lease
         was lost, in none); if the database refuses that write for longer than the lease
         lives, the lease expires and the run goes back to the queue. A wait that signals in
-        the mailbox answer at once keeps the run here (claimed again in that transition).
+        the mailbox answer at once keeps the run running here, under the same lease.
         """
         while True:
             after = await self._execute_once(handle, graph)
-            if (
-                after is None
-                or after.status is not RunStatus.RUNNING
-                or after.lease_owner != self.settings.worker_id
-                or handle.stop_reason is not None
-            ):
+            if after is None or not self._continues(after):
                 return
+            # A stop asked meanwhile cancels this task at its next await, in `_run`, which
+            # records it like any other stop.
             handle.run = after
+
+    def _continues(self, run: Run) -> bool:
+        return run.status is RunStatus.RUNNING and run.lease_owner == self.settings.worker_id
 
     async def _execute_once(
         self, handle: Handle, graph: CompiledStateGraph[Any, Any, Any, Any]
@@ -212,6 +212,12 @@ class Executor:
                 # recorded, which `_finish` bounds by the lease's lifetime.
                 cancelled = True
         if cancelled:
+            after = finishing.result()
+            stop = _stopped(handle.stop_reason) if handle.stop_reason else None
+            if after is not None and self._continues(after) and stop is not None:
+                # The wait was answered from the mailbox and the run would go on here, but
+                # the worker is stopping it: record the stop now, under the same lease.
+                await asyncio.shield(self._finish(after, execution, stop))
             raise asyncio.CancelledError
         return finishing.result()
 
@@ -362,25 +368,35 @@ class Executor:
 
         def job(conn: Any) -> Run:
             checkpoints.flush(db, conn, taken)
-            answers = signals.deliver_queued(db, conn, run.id, outcome.waits)
-            if answers:
-                # Continue here under a new lease epoch, without a trip through the queue.
+            # Locks the run row first (PostgreSQL): a signal sent now waits for this
+            # transaction and then finds the run waiting, or is in the mailbox read below.
+            current = signals.lock_run(db, conn, run.id)
+            cancelling = current is not None and current.cancel_requested
+            delivered = (
+                [] if cancelling else signals.deliver_queued(db, conn, run.id, outcome.waits)
+            )
+            if delivered:
+                answers = {d.interrupt_id: d.resume_value for d in delivered}
+                pausing = current is not None and current.pause_requested
+                values: dict[str, Any] = {
+                    "resume": answers,
+                    "waiting_for": None,
+                    "pause_requested": False,
+                }
+                if root is not None:
+                    values["checkpoint_id"] = root
+                if pausing:  # answered, but asked to stop at this step boundary
+                    values |= {**_LEAVE_LEASE, "status": RunStatus.PAUSED}
+                # Otherwise the run continues here, under the same lease: no status change.
                 return runs_store.transition_in(
                     db,
                     conn,
                     run.id,
                     action="wait",
                     allowed=(RunStatus.RUNNING,),
-                    values={
-                        **{k: v for k, v in base.items() if k not in _LEAVE_LEASE},
-                        "status": RunStatus.QUEUED,
-                        "resume": answers,
-                        "waiting_for": None,
-                    },
+                    values=values,
                     fence=execution.fence,
-                    extra_events=[("signal", {"interrupt_id": i}) for i in answers],
-                    claim_for=self.settings.worker_id,
-                    lease_ttl_s=self.settings.lease_ttl_s,
+                    extra_events=[("signal", d.event) for d in delivered],
                 )
             return runs_store.transition_in(
                 db,

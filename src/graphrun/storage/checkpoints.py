@@ -347,7 +347,9 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         """Copy a thread's history up to ``checkpoint_id`` (all of it for None): a fork's base.
 
         Checkpoint ids grow with time, so "up to" is ``<=``; the copy's newest checkpoint is
-        then ``checkpoint_id``, where a graph run on the copy continues.
+        then ``checkpoint_id``, where a graph run on the copy continues. The writes recorded
+        against ``checkpoint_id`` itself (the next step's results) are not copied: that step
+        runs again, as in a LangGraph replay.
         """
         db = self.db
 
@@ -359,7 +361,10 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
                     table.c.thread_id == source_thread_id
                 )
                 if checkpoint_id is not None:
-                    query = query.where(table.c.checkpoint_id <= checkpoint_id)
+                    newest = table.c.checkpoint_id
+                    query = query.where(
+                        newest <= checkpoint_id if table is checkpoints else newest < checkpoint_id
+                    )
                 conn.execute(insert(table).from_select(["thread_id", *names], query))
 
         await db.write(job)

@@ -121,10 +121,11 @@ async def delete_one(db: Database, schedule_id: str) -> None:
 
 
 async def next_due(db: Database) -> float | None:
-    """The earliest next fire time of any schedule (index ``next_fire_at``), or None."""
-    value = await db.read_point(
-        lambda conn: conn.execute(select(func.min(schedules.c.next_fire_at))).scalar()
+    """Seconds until the earliest schedule is due (<= 0: due now), by the database clock."""
+    statement = db.statement(
+        "schedules.next_due", lambda: select(func.min(schedules.c.next_fire_at) - db.now())
     )
+    value = await db.read_point(lambda conn: conn.execute(statement).scalar())
     return None if value is None else float(value)
 
 

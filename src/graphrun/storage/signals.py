@@ -12,6 +12,7 @@ orders them anyway.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
@@ -28,13 +29,28 @@ if TYPE_CHECKING:
 
     from .database import Database
 
-__all__ = ("SIGNAL_MARKER", "deliver_queued", "list_for_run", "send")
+__all__ = ("SIGNAL_MARKER", "Delivered", "deliver_queued", "list_for_run", "lock_run", "send")
 
 #: The marker the engine's resume values carry (the authoring helpers' INTERRUPT_MARKER).
 SIGNAL_MARKER = "__graphrun__"
 
 
-def _lock_run(db: Database, conn: Connection, run_id: str) -> Run | None:
+@dataclass(frozen=True, kw_only=True)
+class Delivered:
+    """A mailbox signal that answered a wait."""
+
+    interrupt_id: str
+    resume_value: dict[str, Any]
+    #: The ``signal`` event's data.
+    event: dict[str, Any]
+
+
+def lock_run(db: Database, conn: Connection, run_id: str) -> Run | None:
+    """Read the run, locking its row until the transaction ends (PostgreSQL).
+
+    Every change that meets a signal with a wait (sending, making a run wait) takes this
+    lock first, so the two are ordered; SQLite's single writer orders them anyway.
+    """
     query = select(runs).where(runs.c.id == run_id)
     if db.dialect == "postgresql":
         query = query.with_for_update()
@@ -81,7 +97,7 @@ async def send(
     """
 
     def job(conn: Connection) -> SignalSent:
-        run = _lock_run(db, conn, run_id)
+        run = lock_run(db, conn, run_id)
         if run is None:
             raise errors.RunNotFound(run_id)
         if run.status.terminal:
@@ -169,18 +185,18 @@ def _queue_with(
 
 def deliver_queued(
     db: Database, conn: Connection, run_id: str, waits: Sequence[WaitingOn]
-) -> dict[str, Any]:
+) -> list[Delivered]:
     """Inside the transaction that would make a run wait: consume mailbox signals it waits for.
 
     Each signal wait gets the oldest unconsumed signal of its name (two waits on one name
     get the two oldest, in order).
 
     Returns:
-        ``{interrupt_id: resume value}`` for the waits answered now; empty if none.
+        The waits answered now, with their resume values; empty if none.
     """
     wanted = [w for w in waits if w.kind == "signal" and w.name is not None]
     if not wanted:
-        return {}
+        return []
     names = sorted({w.name for w in wanted if w.name is not None})
     pending = conn.execute(
         select(signals.c.id, signals.c.name, signals.c.payload)
@@ -195,15 +211,21 @@ def deliver_queued(
     for row in pending:
         by_name.setdefault(row.name, []).append(row)
     pairs: list[tuple[int, str]] = []
-    answers: dict[str, Any] = {}
+    delivered: list[Delivered] = []
     for wait in wanted:
         queue = by_name.get(wait.name or "")
         if queue:
             row = queue.pop(0)
             pairs.append((row.id, wait.id))
-            answers[wait.id] = _resume_value(row.payload)
+            delivered.append(
+                Delivered(
+                    interrupt_id=wait.id,
+                    resume_value=_resume_value(row.payload),
+                    event={"name": row.name, "signal_id": row.id, "interrupt_id": wait.id},
+                )
+            )
     _consume(db, conn, pairs)
-    return answers
+    return delivered
 
 
 async def list_for_run(db: Database, run_id: str, *, limit: int = 1000) -> list[SignalRecord]:

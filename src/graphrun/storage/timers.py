@@ -26,13 +26,17 @@ __all__ = ("next_due", "wake_due")
 
 #: Marks the engine's resume values (the authoring helpers' INTERRUPT_MARKER).
 MARKER = "__graphrun__"
+ROUNDING_S = 1e-5  # a wait's wake_at, as a datetime, may be this much later than the column
 
 
 async def next_due(db: Database) -> float | None:
-    """The earliest due time of any waiting run's timer (seconds since the epoch), or None."""
+    """Seconds until the earliest timer of a waiting run is due (<= 0: due now), or None.
+
+    Measured by the database clock, the one `wake_due` compares with.
+    """
     statement = db.statement(
         "timers.next_due",
-        lambda: select(func.min(runs.c.wake_at)).where(
+        lambda: select(func.min(runs.c.wake_at) - db.now()).where(
             runs.c.status == RunStatus.WAITING.value, runs.c.wake_at.is_not(None)
         ),
     )
@@ -69,12 +73,9 @@ async def wake_due(db: Database, *, limit: int = 500) -> list[Run]:
         woken = []
         for row in conn.execute(query, {"now": now}).mappings().all():
             run = Run.from_row(row)
-            # Rounding may leave a wait a hair short of due: it counts as due.
-            answers = _answers(run.waiting_for, now + 0.001) or {
-                w.id: {MARKER: "timer" if w.kind == "timer" else "timeout"}
-                for w in run.waiting_for
-                if w.wake_at is not None
-            }
+            # The row's wake_at is the earliest of the waits' (stored as datetimes, rounded
+            # to the microsecond): that one, and any other due by now, is answered.
+            answers = _answers(run.waiting_for, max(now, row["wake_at"]) + ROUNDING_S)
             woken.append(
                 runs_store.transition_in(
                     db,

@@ -208,7 +208,7 @@ async def run_signals(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
     "/{run_id}/pause",
     response_model=RunOut,
     dependencies=writer,
-    responses=error_responses(*BODY_ERRORS, 404, 409),
+    responses=error_responses(404, 409),
     operation_id="pause_run",
 )
 async def pause_run(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
