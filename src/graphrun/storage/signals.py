@@ -102,19 +102,16 @@ async def send(
             raise errors.RunNotFound(run_id)
         if run.status.terminal:
             raise errors.TransitionConflict(run_id, "signal", run.status.value)
-        queued = conn.execute(
-            select(func.count())
-            .select_from(signals)
-            .where(signals.c.run_id == run_id, signals.c.consumed_at.is_(None))
-        ).scalar_one()
-        if queued >= max_queued:
-            raise errors.SignalQueueFull(run_id, max_queued)
-        wait = next(
-            (w for w in _signal_waits(run) if w.name == name)
-            if run.status is RunStatus.WAITING
-            else iter(()),
-            None,
-        )
+        waiting = run.status is RunStatus.WAITING
+        wait = next((w for w in _signal_waits(run) if w.name == name and waiting), None)
+        if wait is None:  # it would stay in the mailbox: is there room?
+            queued = conn.execute(
+                select(func.count())
+                .select_from(signals)
+                .where(signals.c.run_id == run_id, signals.c.consumed_at.is_(None))
+            ).scalar_one()
+            if queued >= max_queued:
+                raise errors.SignalQueueFull(run_id, max_queued)
         if wait is not None and check is not None:
             check(wait, payload)
         row = (
