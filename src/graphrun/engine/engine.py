@@ -647,38 +647,14 @@ class Engine:
             RunNotFound: No such run.
             TransitionConflict: The run already ended.
         """
-        run = await self.get(run_id)
-        for _ in range(CAS_RETRIES):
-            try:
-                if run.status is RunStatus.RUNNING:
-                    changed = await runs_store.transition(
-                        self.db,
-                        run.id,
-                        action="cancel",
-                        allowed=(RunStatus.RUNNING,),
-                        values={"cancel_requested": True},
-                        seen_version=run.version,
-                        extra_events=[("cancel_requested", {})],
-                    )
-                    if self._worker is not None:
-                        self._worker.stop_run(run.id, "cancel")
-                else:
-                    changed = await runs_store.transition(
-                        self.db,
-                        run.id,
-                        action="cancel",
-                        allowed=(RunStatus.QUEUED, RunStatus.WAITING, RunStatus.PAUSED),
-                        values={"status": RunStatus.CANCELLED, "resume": None},
-                        seen_version=run.version,
-                    )
-            except errors.TransitionConflict as exc:
-                if RunStatus(exc.status).terminal:
-                    raise
-                run = await self.get(run_id)  # it moved (e.g. queued -> running): look again
-                continue
-            self._changed(changed)
-            return changed
-        raise errors.TransitionConflict(run.id, "cancel", run.status.value, "It keeps changing.")
+        return await self._stop_or_request(
+            run_id,
+            action="cancel",
+            stoppable=(RunStatus.QUEUED, RunStatus.WAITING, RunStatus.PAUSED),
+            stopped={"status": RunStatus.CANCELLED, "resume": None},
+            request="cancel_requested",
+            tell_worker=lambda worker, rid: worker.stop_run(rid, "cancel"),
+        )
 
     async def pause(self, run_id: str) -> Run:
         """Pause a run: a queued one at once, a running one at its next step boundary.
@@ -693,6 +669,32 @@ class Engine:
             RunNotFound: No such run.
             TransitionConflict: The run is waiting, paused or has ended.
         """
+        return await self._stop_or_request(
+            run_id,
+            action="pause",
+            stoppable=(RunStatus.QUEUED,),
+            # A pause still asked of a released run is answered by this one.
+            stopped={"status": RunStatus.PAUSED, "pause_requested": False},
+            request="pause_requested",
+            tell_worker=lambda worker, rid: worker.pause_run(rid),
+        )
+
+    async def _stop_or_request(
+        self,
+        run_id: str,
+        *,
+        action: str,
+        stoppable: tuple[RunStatus, ...],
+        stopped: dict[str, Any],
+        request: str,
+        tell_worker: Callable[[Worker, str], object],
+    ) -> Run:
+        """Change a run that is not executing at once; ask an executing one to stop.
+
+        ``stopped`` is the change for a run in ``stoppable``; a running run gets its
+        ``request`` flag set (its worker reads it at its next heartbeat, or at once here).
+        A run that moves meanwhile (queued to running, say) is looked at again.
+        """
         run = await self.get(run_id)
         for _ in range(CAS_RETRIES):
             try:
@@ -700,32 +702,31 @@ class Engine:
                     changed = await runs_store.transition(
                         self.db,
                         run.id,
-                        action="pause",
+                        action=action,
                         allowed=(RunStatus.RUNNING,),
-                        values={"pause_requested": True},
+                        values={request: True},
                         seen_version=run.version,
-                        extra_events=[("pause_requested", {})],
+                        extra_events=[(request, {})],
                     )
                     if self._worker is not None:
-                        self._worker.pause_run(run.id)
+                        tell_worker(self._worker, run.id)
                 else:
                     changed = await runs_store.transition(
                         self.db,
                         run.id,
-                        action="pause",
-                        allowed=(RunStatus.QUEUED,),
-                        # A pause still asked of a released run is answered by this one.
-                        values={"status": RunStatus.PAUSED, "pause_requested": False},
+                        action=action,
+                        allowed=stoppable,
+                        values=stopped,
                         seen_version=run.version,
                     )
             except errors.TransitionConflict as exc:
-                if exc.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+                if RunStatus(exc.status) not in (*stoppable, RunStatus.RUNNING):
                     raise
                 run = await self.get(run_id)  # it moved (e.g. queued -> running): look again
                 continue
             self._changed(changed)
             return changed
-        raise errors.TransitionConflict(run.id, "pause", run.status.value, "It keeps changing.")
+        raise errors.TransitionConflict(run.id, action, run.status.value, "It keeps changing.")
 
     async def signal(self, run_id: str, name: str, payload: Any = None) -> SignalSent:
         """Send the signal ``name`` to a run: a wait for it consumes it, now or later.

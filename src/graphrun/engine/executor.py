@@ -357,14 +357,9 @@ class Executor:
         is in the mailbox here, or finds the run waiting and is delivered by `signals.send`.
         """
         db = self.db
-        root = taken.root_checkpoint_id
-        base: dict[str, Any] = {
-            **_LEAVE_LEASE,
-            "cancel_requested": False,
-            "pause_requested": False,
-        }
-        if root is not None:
-            base["checkpoint_id"] = root
+        progress: dict[str, Any] = {"pause_requested": False}
+        if taken.root_checkpoint_id is not None:
+            progress["checkpoint_id"] = taken.root_checkpoint_id
 
         def job(conn: Any) -> Run:
             checkpoints.flush(db, conn, taken)
@@ -375,38 +370,26 @@ class Executor:
             delivered = (
                 [] if cancelling else signals.deliver_queued(db, conn, run.id, outcome.waits)
             )
-            if delivered:
+            values: dict[str, Any] = {**progress}
+            if not delivered:
+                values |= {**_LEAVE_LEASE, **outcome.values, "cancel_requested": False}
+            else:
                 answers = {d.interrupt_id: d.resume_value for d in delivered}
-                pausing = current is not None and current.pause_requested
-                values: dict[str, Any] = {
-                    "resume": answers,
-                    "waiting_for": None,
-                    "pause_requested": False,
-                }
-                if root is not None:
-                    values["checkpoint_id"] = root
-                if pausing:  # answered, but asked to stop at this step boundary
+                values |= {"resume": answers, "waiting_for": None}
+                if current is not None and current.pause_requested:
+                    # Answered, but asked to stop at this step boundary.
                     values |= {**_LEAVE_LEASE, "status": RunStatus.PAUSED}
                 # Otherwise the run continues here, under the same lease: no status change.
-                return runs_store.transition_in(
-                    db,
-                    conn,
-                    run.id,
-                    action="wait",
-                    allowed=(RunStatus.RUNNING,),
-                    values=values,
-                    fence=execution.fence,
-                    extra_events=[("signal", d.event) for d in delivered],
-                )
             return runs_store.transition_in(
                 db,
                 conn,
                 run.id,
                 action="wait",
                 allowed=(RunStatus.RUNNING,),
-                values={**base, **outcome.values},
+                values=values,
                 fence=execution.fence,
-                cancel_wins=True,
+                extra_events=[("signal", d.event) for d in delivered],
+                cancel_wins=not delivered,
             )
 
         after = await db.write(job)
