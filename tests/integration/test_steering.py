@@ -104,6 +104,26 @@ async def test_cancel_of_a_running_async_node_cancels_its_task(
         assert primitives.HANG_CANCELLED.is_set()  # the node's task saw CancelledError
 
 
+async def test_a_cancel_made_by_another_engine_stops_the_node_before_any_heartbeat(
+    make_engine: EngineFactory,
+) -> None:
+    primitives.HANG_ENTERED.clear()
+    primitives.HANG_CANCELLED.clear()
+    # Heartbeats far apart: only the worker's poll for stop requests can see the cancel.
+    slow_beats = {"lease_ttl_s": 120.0, "heartbeat_interval_s": 60.0}
+    async with (
+        make_engine("primitives", **slow_beats) as executing,
+        make_engine("primitives", run_worker=False) as other,
+    ):
+        run = await executing.start("primitives.hang", {"x": 0})
+        assert await asyncio.to_thread(primitives.HANG_ENTERED.wait, 30)
+        requested = await other.cancel(run.id)
+        assert requested.cancel_requested
+        cancelled = await other.wait(run.id, timeout=20)
+        assert cancelled.status is RunStatus.CANCELLED
+        assert primitives.HANG_CANCELLED.is_set()
+
+
 async def test_cancel_racing_completion_has_exactly_one_winner(
     make_engine: EngineFactory, gated: ModuleType
 ) -> None:

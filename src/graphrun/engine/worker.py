@@ -200,9 +200,27 @@ class Worker:
                     continue
                 for run in claimed:
                     self._spawn(run)
+            await self._take_stop_requests()
             if want > 0 and len(claimed) == want:
                 continue  # there may be more
             await wait_for_event(self._wakeup, self.settings.poll_interval_s)
+
+    async def _take_stop_requests(self) -> None:
+        """Act on cancels and pauses asked through other processes (this one acts at once)."""
+        if not self._active:
+            return
+        try:
+            requests = await runs_store.stop_requests(self.db, owner=self.settings.worker_id)
+        except errors.StorageError:
+            return  # the heartbeat reads them too
+        for request in requests:
+            handle = self._active.get(request.run_id)
+            if handle is None or handle.run.lease_epoch != request.epoch:
+                continue
+            if request.cancel_requested:
+                _stop(handle, "cancel")
+            elif request.pause_requested:
+                handle.request_pause()
 
     def _spawn(self, run: Run) -> None:
         # Claimed again (its lease had expired): the old execution must write nothing more.

@@ -39,6 +39,7 @@ __all__ = (
     "insert_in",
     "list_page",
     "requeue_expired",
+    "stop_requests",
     "transition",
 )
 
@@ -534,6 +535,34 @@ class HeldLease:
     epoch: int
     cancel_requested: bool
     pause_requested: bool
+
+
+async def stop_requests(db: Database, *, owner: str) -> list[HeldLease]:
+    """The runs ``owner`` executes that were asked to cancel or pause (index ``lease_owner``).
+
+    A worker polls this between heartbeats, so a request made through another process takes
+    effect within a poll interval rather than a heartbeat interval.
+    """
+    statement = db.statement(
+        "runs.stop_requests",
+        lambda: select(
+            runs.c.id, runs.c.lease_epoch, runs.c.cancel_requested, runs.c.pause_requested
+        ).where(
+            runs.c.lease_owner == bindparam("owner"),
+            runs.c.status == RunStatus.RUNNING.value,
+            or_(runs.c.cancel_requested.is_(True), runs.c.pause_requested.is_(True)),
+        ),
+    )
+    rows = await db.read_point(lambda conn: conn.execute(statement, {"owner": owner}).all())
+    return [
+        HeldLease(
+            run_id=r.id,
+            epoch=r.lease_epoch,
+            cancel_requested=bool(r.cancel_requested),
+            pause_requested=bool(r.pause_requested),
+        )
+        for r in rows
+    ]
 
 
 async def heartbeat(
