@@ -36,6 +36,8 @@ logger = logging.getLogger("graphrun.worker")
 
 CLAIM_BATCH = 50  # runs per claim statement
 MAX_BACKOFF_S = 5.0  # seconds between retries while the database fails
+#: Seconds between looks for cancels and pauses asked through other processes, at most.
+STOP_POLL_S = 0.5
 
 
 class Worker:
@@ -203,7 +205,10 @@ class Worker:
             await self._take_stop_requests()
             if want > 0 and len(claimed) == want:
                 continue  # there may be more
-            await wait_for_event(self._wakeup, self.settings.poll_interval_s)
+            pause = self.settings.poll_interval_s
+            if self._active:  # look for stop requests at least this often
+                pause = min(pause, STOP_POLL_S)
+            await wait_for_event(self._wakeup, pause)
 
     async def _take_stop_requests(self) -> None:
         """Act on cancels and pauses asked through other processes (this one acts at once)."""
