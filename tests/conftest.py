@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from graphrun import Engine, Settings
-from graphrun.storage import Database
+from graphrun.storage import Database, migrations
 
 APPS = Path(__file__).parent / "apps"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -30,9 +30,59 @@ TEST_TIMINGS: dict[str, Any] = {
 EngineFactory = Callable[..., AbstractAsyncContextManager[Engine]]
 
 
+#: Test folders whose tests run on both databases (``db_url`` is parametrised there).
+BOTH_DATABASES = ("tests/integration", "tests/api", "tests/unit/storage")
+ROOT = Path(__file__).parent.parent
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every storage, engine and API test that takes ``db_url`` on SQLite and PostgreSQL."""
+    if "db_url" not in metafunc.fixturenames:
+        return
+    where = metafunc.definition.path.relative_to(ROOT).as_posix()
+    both = where.startswith(BOTH_DATABASES) and not metafunc.definition.get_closest_marker(
+        "sqlite_only"
+    )
+    metafunc.parametrize("db_url", ["sqlite", "postgres"] if both else ["sqlite"], indirect=True)
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'graphrun.db'}"
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a new SQLite file, or the session's PostgreSQL database emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'graphrun.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    _empty_postgres(url)
+    return url
+
+
+def _empty_postgres(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        # A test that failed may have left connections behind: they must not block us.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        migrated = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+        version = (
+            conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            if migrated and migrated[0]
+            else None
+        )
+        if version is not None and version[0] != migrations.head_revision():
+            # A test moved the schema (e.g. to check /readyz): start over from nothing.
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+            return
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        ).fetchall()
+        if tables:
+            names = ", ".join(f'"{t[0]}"' for t in tables)
+            conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import hashlib
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from graphrun import errors
 from graphrun.api.server import check_dev_host
@@ -127,8 +128,9 @@ async def test_an_expired_key_is_401(api: Api) -> None:
     issued = await api.engine.api_keys.create("expiring", ["read"], expires_in_s=1)
 
     def expire(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql(
-            "UPDATE api_keys SET expires_at = created_at - 1 WHERE id = ?", (issued.record.id,)
+        conn.execute(
+            text("UPDATE api_keys SET expires_at = created_at - 1 WHERE id = :id"),
+            {"id": issued.record.id},
         )
 
     await api.engine.db.write(expire)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
+import pytest
 
 from graphrun.api import create_app
 from tests.conftest import EngineFactory
@@ -19,6 +20,7 @@ def _client(engine) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
     )
 
 
+@pytest.mark.sqlite_only
 async def test_a_lock_held_past_busy_timeout_is_503_with_retry_after(
     make_engine: EngineFactory, db_url: str
 ) -> None:
@@ -40,6 +42,7 @@ async def test_a_lock_held_past_busy_timeout_is_503_with_retry_after(
         assert done.json()["status"] == "completed"
 
 
+@pytest.mark.sqlite_only
 async def test_a_full_database_is_507_and_stores_nothing(make_engine: EngineFactory) -> None:
     async with make_engine("linear") as engine, _client(engine) as client:
 

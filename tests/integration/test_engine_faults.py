@@ -14,6 +14,7 @@ from graphrun import RunStatus
 from tests.conftest import EngineFactory
 
 
+@pytest.mark.sqlite_only
 async def test_a_start_whose_caller_is_cancelled_still_runs(
     make_engine: EngineFactory, db_url: str
 ) -> None:
@@ -60,6 +61,7 @@ async def test_a_graceful_stop_keeps_the_lease_of_a_draining_run(
         assert done.attempts == 1
 
 
+@pytest.mark.sqlite_only
 async def test_a_lock_held_past_busy_timeout_delays_a_run_but_does_not_fail_it(
     make_engine: EngineFactory, db_url: str, tmp_path: Path
 ) -> None:

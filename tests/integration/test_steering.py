@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from types import ModuleType
 
 import pytest
@@ -162,19 +163,20 @@ async def test_cancel_racing_completion_has_exactly_one_winner(
 
 
 async def test_a_retry_policy_retries_the_node_in_place(make_engine: EngineFactory) -> None:
+    twice, always = f"twice-{uuid.uuid4()}", f"always-{uuid.uuid4()}"  # attempts per key
     async with make_engine("primitives") as engine:
         flaky = await engine.start(
-            "primitives.resilient", {"key": "twice", "failures": 2, "slow_s": 0}
+            "primitives.resilient", {"key": twice, "failures": 2, "slow_s": 0}
         )
         broken = await engine.start(
-            "primitives.resilient", {"key": "always", "failures": 99, "slow_s": 0}
+            "primitives.resilient", {"key": always, "failures": 99, "slow_s": 0}
         )
         flaky = await engine.wait(flaky.id, timeout=30)
         broken = await engine.wait(broken.id, timeout=30)
     assert flaky.status is RunStatus.COMPLETED
-    assert primitives.ATTEMPTS["twice"] == 3
+    assert primitives.ATTEMPTS[twice] == 3
     assert broken.status is RunStatus.FAILED
-    assert primitives.ATTEMPTS["always"] == 3  # max_attempts, then the run fails
+    assert primitives.ATTEMPTS[always] == 3  # max_attempts, then the run fails
     assert broken.error is not None
     assert (broken.error["type"], broken.error["node"]) == ("ConnectionError", "wobbly")
 

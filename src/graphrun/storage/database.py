@@ -1,6 +1,13 @@
 """The engine's database: connections, dialect setup, the single writer, error mapping.
 
-Every dialect difference in connection handling lives here. On SQLite one connection does
+Every dialect difference in connection handling lives here.
+
+PostgreSQL: a pool of connections (psycopg 3 under SQLAlchemy), used from as many threads;
+each job is its own transaction on one of them, so many writers from many processes run at
+once and row locks (``FOR UPDATE [SKIP LOCKED]``) order them. Every statement has a
+deadline (``statement_timeout``), and a job that lost a deadlock is run again.
+
+SQLite: one connection does
 all of a process's writing (RELIABILITY.md: two writers on one file lock each other out and
 expose the WAL-reset bug). Every write is a *job*, a short synchronous function over that
 connection; jobs that arrive together commit together (group commit), each in its own
@@ -53,6 +60,10 @@ MAX_BATCH = 256  # jobs per group commit
 SLICE_S = 0.004  # longest stretch a batch runs on the event loop before letting others in
 READ_THREADS = 4  # reader connections and threads
 SQLITE_FIXED_VERSION = (3, 51, 3)  # first release without the WAL-reset corruption bug
+PG_POOL = 8  # PostgreSQL connections (and threads) per process
+PG_RETRIES = 3  # attempts of a job that lost a deadlock or a serialization check
+PG_RETRY_STATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+MIGRATION_LOCK = 0x67726170  # pg_advisory_xact_lock key: one process migrates at a time
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p"})
 
 
@@ -70,6 +81,22 @@ def _storage_error(exc: DBAPIError | sqlite3.Error) -> errors.StorageError:
     text = str(orig if orig is not None else exc).lower()
     if "database is locked" in text or "database table is locked" in text:
         return errors.StorageBusy()
+    if "lock timeout" in text or "statement timeout" in text:
+        return errors.StorageBusy(f"The database did not answer in time: {text}")
+    if any(
+        sign in text
+        for sign in (
+            "could not connect",
+            "connection refused",
+            "server closed the connection",
+            "terminating connection",
+            "connection is closed",
+            "the connection is lost",
+            "consuming input failed",
+            "does not exist",
+        )
+    ) and isinstance(exc, OperationalError | sqlite3.OperationalError):
+        return errors.DatabaseUnavailable(f"Database unavailable: {text}")
     if "database or disk is full" in text or "no space left" in text:
         return errors.StorageFull()
     if "disk i/o error" in text:
@@ -137,6 +164,9 @@ class Database:
         self._waiter: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._statements: dict[str, Any] = {}
+        #: PostgreSQL: writes in flight on the pool's threads (`close` waits for them).
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        self._open = False
 
     @classmethod
     async def open(
@@ -159,17 +189,52 @@ class Database:
         except BaseException:
             await db.close()
             raise
-        db._writer_task = asyncio.create_task(db._writer_loop(), name="graphrun-db-writer")
+        if db.dialect == "sqlite":
+            db._writer_task = asyncio.create_task(db._writer_loop(), name="graphrun-db-writer")
+        db._open = True
         return db
 
     def _connect(self, migrate: bool) -> None:
+        if self.dialect == "sqlite":
+            self._connect_sqlite(migrate)
+        elif self.dialect == "postgresql":
+            self._connect_postgres(migrate)
+        else:
+            raise errors.StorageError(
+                f"Unsupported database {self.dialect!r}: use sqlite:///path or "
+                "postgresql://user@host/database."
+            )
+
+    def _connect_postgres(self, migrate: bool) -> None:
         from graphrun.storage import migrations
 
-        if self.dialect != "sqlite":
-            raise errors.StorageError(
-                f"Unsupported database {self.dialect!r}: use sqlite:///path "
-                "(PostgreSQL arrives with the scale-out work)."
-            )
+        deadline_ms = self._busy_timeout_ms
+        engine = create_engine(
+            self.url,
+            pool_size=PG_POOL,
+            max_overflow=0,
+            pool_pre_ping=True,
+            pool_timeout=self._busy_timeout_ms / 1000,
+            connect_args={
+                "connect_timeout": 10,
+                # Every statement has a deadline; a lock wait gives up sooner still.
+                "options": f"-c statement_timeout={deadline_ms} -c lock_timeout={deadline_ms}"
+                " -c idle_in_transaction_session_timeout=60000",
+                "application_name": "graphrun",
+            },
+        )
+        self._writer_engine = self._reader_engine = engine
+        self._readers = ThreadPoolExecutor(PG_POOL, thread_name_prefix="graphrun-db")
+        with map_errors(), engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            if migrate:
+                migrations.upgrade_on(conn)
+            else:
+                migrations.check_current_on(conn)
+
+    def _connect_sqlite(self, migrate: bool) -> None:
+        from graphrun.storage import migrations
+
         self._check_sqlite_path()
         args = {"timeout": 0, "check_same_thread": False}
         self._writer_engine = create_engine(
@@ -258,6 +323,9 @@ class Database:
 
     async def close(self) -> None:
         """Finish queued writes, stop the writer and readers, close every connection."""
+        self._open = False
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight))
         if self._writer_task is not None:
             self._closing = True
             self._work.set()
@@ -288,12 +356,37 @@ class Database:
             StorageError: The transaction could not commit; nothing of the job was written.
             Exception: Whatever the job raised; its writes were rolled back.
         """
-        if self._writer_task is None or self._closing:
+        if not self._open or self._closing:
             raise errors.StorageError("The database is closed.")
+        if self.dialect == "postgresql":
+            return await self._write_postgres(job)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(job, future))
         self._work.set()
         return await future
+
+    async def _write_postgres(self, job: Job[T]) -> T:
+        assert self._readers is not None
+        engine = self._writer_engine
+        assert engine is not None
+
+        def run() -> T:
+            for attempt in range(PG_RETRIES):
+                try:
+                    with engine.begin() as conn:
+                        return job(conn)
+                except DBAPIError as exc:
+                    state = getattr(exc.orig, "sqlstate", None)
+                    if state in PG_RETRY_STATES and attempt + 1 < PG_RETRIES:
+                        continue  # rolled back whole: running it again is safe
+                    raise _storage_error(exc) from exc
+            raise AssertionError("unreachable")
+
+        # The transaction outlives a cancelled caller: its outcome stands either way.
+        future = asyncio.get_running_loop().run_in_executor(self._readers, run)
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(future)
 
     async def _writer_loop(self) -> None:
         while True:
@@ -379,6 +472,8 @@ class Database:
         reader thread and back through a busy event loop, so request paths use it. It never
         waits for a lock: in the rare case SQLite reports one, it goes to a reader thread.
         """
+        if self.dialect == "postgresql":
+            return await self.read(job)  # a network round trip: never on the event loop
         conn = self._point_conn
         if conn is None:
             raise errors.StorageError("The database is closed.")
@@ -454,7 +549,8 @@ class Database:
         """The database clock in seconds since the epoch, as a SQL expression."""
         if self.dialect == "sqlite":
             return (func.julianday("now") - literal(2440587.5)) * literal(86400.0)
-        return cast(ColumnElement[float], func.extract("epoch", func.clock_timestamp()))
+        # statement_timestamp: one value for the whole statement (created_at == updated_at).
+        return cast(ColumnElement[float], func.extract("epoch", func.statement_timestamp()))
 
     def insert(self, table: Table) -> Any:
         """An INSERT for ``table`` that supports ``on_conflict_do_*`` on this dialect."""
@@ -517,6 +613,8 @@ def _sync_url(url: str) -> URL:
     parsed = make_url(url)
     if parsed.drivername in ("sqlite", "sqlite+aiosqlite"):
         parsed = parsed.set(drivername="sqlite+pysqlite")
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
 

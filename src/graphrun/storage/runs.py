@@ -517,6 +517,7 @@ async def claim(
             .returning(runs)
         )
         claimed = [Run.from_row(r) for r in (conn.execute(stmt)).mappings()]
+        claimed.sort(key=lambda r: (r.created_ts, r.id))  # RETURNING keeps no order
         events.append(
             db,
             conn,

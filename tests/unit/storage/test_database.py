@@ -16,6 +16,7 @@ from graphrun.storage.records import RunStatus
 from tests.unit.storage.test_runs import new_run
 
 
+@pytest.mark.sqlite_only
 async def test_sqlite_connections_use_wal_full_sync_and_foreign_keys(db: Database) -> None:
     def pragmas(conn):  # type: ignore[no-untyped-def]
         return [
@@ -43,6 +44,7 @@ async def test_normal_synchronous_is_an_explicit_setting(tmp_path: Path) -> None
         await db.close()
 
 
+@pytest.mark.sqlite_only
 async def test_concurrent_writes_are_group_committed_without_losing_any(db: Database) -> None:
     run, _ = await runs_store.insert(db, new_run())
 
@@ -206,6 +208,7 @@ async def test_a_commit_that_fails_leaves_the_writer_usable(db: Database) -> Non
     assert (await runs_store.get(db, run.id)) is not None
 
 
+@pytest.mark.sqlite_only
 async def test_read_point_answers_without_holding_a_snapshot_open(
     db: Database, db_url: str
 ) -> None:
