@@ -40,10 +40,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_url" not in metafunc.fixturenames:
         return
     where = metafunc.definition.path.relative_to(ROOT).as_posix()
-    both = where.startswith(BOTH_DATABASES) and not metafunc.definition.get_closest_marker(
-        "sqlite_only"
-    )
-    metafunc.parametrize("db_url", ["sqlite", "postgres"] if both else ["sqlite"], indirect=True)
+    marked = metafunc.definition.get_closest_marker
+    if marked("postgres_only"):
+        databases = ["postgres"]
+    elif where.startswith(BOTH_DATABASES) and not marked("sqlite_only"):
+        databases = ["sqlite", "postgres"]
+    else:
+        databases = ["sqlite"]
+    metafunc.parametrize("db_url", databases, indirect=True)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from graphrun.storage import (
     checkpoints,
     events,
     migrations,
+    notify,
     schedules,
     signals,
     timers,
@@ -117,6 +118,7 @@ class Engine:
         self._db: Database | None = None
         self._worker: Worker | None = None
         self._loops: list[DueLoop] = []
+        self._listener: notify.Listener | None = None
         self._graphs: dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -180,6 +182,9 @@ class Engine:
                 self._loops = [timer_loop, schedule_loop]
                 for loop in self._loops:
                     loop.start()
+                if db.dialect == "postgresql":
+                    self._listener = notify.Listener(db.libpq_dsn(), self._on_queued)
+                    self._listener.start()
         except BaseException:
             await self._db.close()
             self._db = None
@@ -206,7 +211,15 @@ class Engine:
         if worker is not None:
             await worker.stop(grace_s)
 
+    def _on_queued(self, workflow: str) -> None:
+        """Another process queued a run of ``workflow``: claim it now if this worker serves it."""
+        if self._worker is not None and self._worker.serves(workflow):
+            self._worker.wake()
+
     async def _stop_loops(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.stop()
         loops, self._loops = self._loops, []
         for loop in loops:
             await loop.stop()

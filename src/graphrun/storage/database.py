@@ -168,6 +168,10 @@ class Database:
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._open = False
 
+    def libpq_dsn(self) -> str:
+        """The URL as libpq (psycopg) takes it, for connections of its own (``LISTEN``)."""
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     @classmethod
     async def open(
         cls,

@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, case, or_, select, update
 
 from graphrun import errors
 
-from . import events
+from . import events, notify
 from .records import Run, RunPage, RunStatus
 from .schema import runs
 
@@ -145,6 +145,8 @@ def insert_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
     row = conn.execute(stmt, bound).mappings().first()
     if row is not None:
         events.append(db, conn, started)
+        if not claimed:
+            notify.queued(db, conn, {new.workflow})
         return Run.from_row(row), True
     existing = (
         (conn.execute(select(runs).where(runs.c.idempotency_key == new.idempotency_key)))
@@ -348,6 +350,8 @@ def transition_in(
     if cancel_wins and run.status is RunStatus.CANCELLED:
         rows.append((run_id, "cancelled", {"while": values.get("status", "")}))
     events.append(db, conn, rows)
+    if run.status is RunStatus.QUEUED:
+        notify.queued(db, conn, {run.workflow})
     return run
 
 
@@ -627,22 +631,20 @@ async def requeue_expired(db: Database) -> list[str]:
             )
         ).scalars()
         cancelled_ids = list(cancelled)
-        requeued = list(
-            (
-                conn.execute(
-                    update(runs)
-                    .where(expired)
-                    .values(
-                        status=RunStatus.QUEUED.value,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        version=runs.c.version + 1,
-                        updated_at=now,
-                    )
-                    .returning(runs.c.id)
-                )
-            ).scalars()
-        )
+        requeued_rows = conn.execute(
+            update(runs)
+            .where(expired)
+            .values(
+                status=RunStatus.QUEUED.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                version=runs.c.version + 1,
+                updated_at=now,
+            )
+            .returning(runs.c.id, runs.c.workflow)
+        ).all()
+        requeued = [r.id for r in requeued_rows]
+        notify.queued(db, conn, {r.workflow for r in requeued_rows})
         events.append(
             db,
             conn,
