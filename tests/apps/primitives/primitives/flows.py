@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import os
 import threading
+import time
 from typing import Annotated, NotRequired
 
 from langgraph.graph import END, START, StateGraph
@@ -165,3 +167,26 @@ chain.add_edge(START, "a")
 chain.add_edge("a", "b")
 chain.add_edge("b", "c")
 chain.add_edge("c", END)
+
+# -- long: one sync node that runs for `seconds`, logging its starts (lease tests) ------------
+
+
+class Long(TypedDict):
+    seconds: float
+    effects: str
+    done: NotRequired[bool]
+
+
+def work(state: Long) -> dict[str, bool]:
+    with open(state["effects"], "a", encoding="utf-8") as log:
+        log.write(f"start {os.getpid()}\n")
+    time.sleep(state["seconds"])
+    with open(state["effects"], "a", encoding="utf-8") as log:
+        log.write(f"done {os.getpid()}\n")
+    return {"done": True}
+
+
+long = StateGraph(Long)
+long.add_node("work", work)
+long.add_edge(START, "work")
+long.add_edge("work", END)

@@ -1,0 +1,148 @@
+"""Many worker processes on one PostgreSQL database (issue 5): claims, fencing, long nodes.
+
+Real `graphrun worker` processes, a real PostgreSQL; the observer is an engine in this
+process that does not execute anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from graphrun import Engine, Run, RunStatus
+from tests.acceptance.test_crash_recovery import wait_for_line
+from tests.conftest import APPS, EngineFactory
+
+LINEAR = APPS / "linear"
+PRIMITIVES = APPS / "primitives"
+
+
+async def settled(observer: Engine, timeout: float) -> None:
+    """Until no run is queued or running (other processes execute them: poll the count)."""
+    deadline = time.monotonic() + timeout
+    while (await observer.list_runs(status=["queued", "running"], limit=1)).runs:
+        assert time.monotonic() < deadline, "runs did not finish in time"
+        await asyncio.sleep(0.2)
+
+
+async def every_run(observer: Engine) -> list[Run]:
+    """Every run in the database, page after page."""
+    found: list[Run] = []
+    cursor = None
+    while True:
+        page = await observer.list_runs(limit=1000, cursor=cursor)
+        found += page.runs
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+@pytest.mark.acceptance
+@pytest.mark.postgres_only
+@pytest.mark.timeout(600)
+async def test_8_workers_claim_2000_queued_runs_without_a_double_claim(
+    make_engine: EngineFactory, spawn_worker
+) -> None:
+    runs_n, workers_n = 2000, 8
+    async with make_engine(PRIMITIVES, run_worker=False) as observer:
+        chain = {"x": 0, "trail": []}
+        for batch in range(0, runs_n, 100):
+            await asyncio.gather(
+                *(
+                    observer.start("primitives.chain", chain)
+                    for _ in range(min(100, runs_n - batch))
+                )
+            )
+        # Leases far longer than the test: any second claim would be a double claim.
+        env = {"GRAPHRUN_LEASE_TTL": "120", "GRAPHRUN_HEARTBEAT_INTERVAL": "10"}
+        workers = [await spawn_worker(PRIMITIVES, extra_env=env) for _ in range(workers_n)]
+        await settled(observer, timeout=480)
+        all_runs = await every_run(observer)
+        claims: list[float] = []
+        double = 0
+        for run in all_runs:
+            running = [
+                e for e in await observer.events(run.id) if e.data.get("status") == "running"
+            ]
+            double += len(running) > 1
+            claims += [e.created_at.timestamp() for e in running]
+        statuses = Counter(r.status for r in all_runs)
+        attempts = Counter(r.attempts for r in all_runs)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            await worker.wait()
+    span = max(claims) - min(claims)
+    print(
+        f"\nclaim race, {workers_n} workers, {runs_n} runs: double claims {double}, "
+        f"claims/s {runs_n / span:.0f} (all executed in {span:.1f} s), attempts {dict(attempts)}"
+    )
+    assert statuses == {RunStatus.COMPLETED: runs_n}
+    assert double == 0
+    assert attempts == {1: runs_n}
+
+
+@pytest.mark.acceptance
+@pytest.mark.postgres_only
+@pytest.mark.timeout(300)
+async def test_a_stopped_worker_past_its_lease_is_fenced_and_the_run_completes_once(
+    make_engine: EngineFactory, spawn_worker, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.txt"
+    async with make_engine(LINEAR, run_worker=False) as observer:
+        first = await spawn_worker(LINEAR)
+        run = await observer.start("linear.ten", {"x": 0, "effects": str(effects), "delay": 0.3})
+        await wait_for_line(effects, "start 3")
+        first.process.send_signal(signal.SIGSTOP)  # frozen mid-node, holding its lease
+        second = await spawn_worker(LINEAR)
+        try:
+            done = await observer.wait(run.id, timeout=120)
+            first.process.send_signal(signal.SIGCONT)  # wakes up and tries to write
+            # Another process's late write: nothing here to await, so give it a second.
+            await asyncio.sleep(1.0)
+            after = await observer.get(run.id)
+            history = await observer.history(run.id, limit=1000)
+            completed = [
+                e for e in await observer.events(run.id) if e.data.get("status") == "completed"
+            ]
+        finally:
+            for worker in (first, second):
+                worker.process.send_signal(signal.SIGCONT)
+                worker.kill()
+                await worker.wait()
+    assert done.status is RunStatus.COMPLETED
+    assert done.output["x"] == 10
+    assert after == done  # the stale worker changed nothing
+    assert len(completed) == 1
+    # The checkpoint chain is a line: every step's checkpoint is unique (no fork).
+    steps = [c.step for c in history]
+    assert len(steps) == len(set(steps)), steps
+    assert done.attempts == 2
+
+
+@pytest.mark.acceptance
+@pytest.mark.postgres_only
+@pytest.mark.timeout(300)
+async def test_a_node_running_5x_the_lease_ttl_is_never_taken_over(
+    make_engine: EngineFactory, spawn_worker, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.txt"
+    async with make_engine(PRIMITIVES, run_worker=False) as observer:
+        workers = [await spawn_worker(PRIMITIVES) for _ in range(2)]  # lease TTL 1 s
+        run = await observer.start("primitives.long", {"seconds": 5.0, "effects": str(effects)})
+        try:
+            done = await observer.wait(run.id, timeout=120)
+        finally:
+            for worker in workers:
+                worker.kill()
+                await worker.wait()
+    lines = effects.read_text().splitlines()
+    print(f"\na 5 s node under a 1 s lease, 2 workers: attempts {done.attempts}, log {lines}")
+    assert done.status is RunStatus.COMPLETED
+    assert done.attempts == 1  # its worker's heartbeats kept the lease: never taken over
+    assert [line.split()[0] for line in lines] == ["start", "done"]
