@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Annotated, NotRequired
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 from pydantic import BaseModel
@@ -190,3 +191,42 @@ long = StateGraph(Long)
 long.add_node("work", work)
 long.add_edge(START, "work")
 long.add_edge("work", END)
+
+# -- six: six nodes that log who ran them, under which lease (the kill -9 chaos test) ---------
+
+
+class Six(TypedDict):
+    x: int
+    effects: str
+    pause: float
+
+
+def _six_node(i: int):  # type: ignore[no-untyped-def]
+    def run(state: Six, config: RunnableConfig) -> dict[str, int]:
+        conf = config["configurable"]
+        execution = conf.get("__graphrun_execution")
+        epoch = execution.fence.epoch if execution is not None else -1
+        where = f"{conf['thread_id']} {i} {os.getpid()} {epoch}"
+        _log_line(state["effects"], f"start {where} {time.time():.6f}")
+        time.sleep(state["pause"])
+        _log_line(state["effects"], f"done {where} {time.time():.6f}")
+        return {"x": state["x"] + 1}
+
+    run.__name__ = f"s{i}"
+    return run
+
+
+def _log_line(path: str, line: str) -> None:
+    # One write(2) of a short line with O_APPEND: lines from processes never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+six = StateGraph(Six)
+for _i in range(6):
+    six.add_node(f"s{_i}", _six_node(_i))
+    six.add_edge(START if _i == 0 else f"s{_i - 1}", f"s{_i}")
+six.add_edge("s5", END)
