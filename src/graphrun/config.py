@@ -34,11 +34,14 @@ class Settings:
         poll_interval_s: How often a worker looks for work it was not told about.
         worker_id: This process's identity in leases; unique per process.
         run_worker: Whether the engine executes runs itself or only manages them.
-        busy_timeout_s: SQLite lock wait before `StorageBusy`.
+        busy_timeout_s: SQLite lock wait before `StorageBusy`; on PostgreSQL every
+            statement's deadline (``statement_timeout`` and ``lock_timeout``).
         stream_max_s: How long the API keeps one event stream open; the client then
             reconnects with ``Last-Event-ID`` (browsers do it on their own) and misses nothing.
         signal_queue_limit: Unconsumed signals one run's mailbox may hold; past it a
             signal is refused (``signal_queue_full``) rather than stored.
+        pg_pool_size: PostgreSQL connections this process keeps (one more listens for
+            wake-ups); every job holds one for its transaction.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -52,12 +55,15 @@ class Settings:
     busy_timeout_s: float = 30.0
     stream_max_s: float = 300.0
     signal_queue_limit: int = 1000
+    pg_pool_size: int = 8
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if self.signal_queue_limit < 1:
             raise ValueError("signal_queue_limit must be at least 1")
+        if self.pg_pool_size < 1:
+            raise ValueError("pg_pool_size must be at least 1")
         if self.heartbeat_interval_s >= self.lease_ttl_s:
             raise ValueError("heartbeat_interval_s must be shorter than lease_ttl_s")
         if self.sqlite_synchronous not in ("full", "normal"):
@@ -79,9 +85,11 @@ class Settings:
             ("poll_interval_s", "GRAPHRUN_POLL_INTERVAL"),
             ("stream_max_s", "GRAPHRUN_STREAM_MAX"),
             ("signal_queue_limit", "GRAPHRUN_SIGNAL_QUEUE_LIMIT"),
+            ("pg_pool_size", "GRAPHRUN_PG_POOL_SIZE"),
+            ("busy_timeout_s", "GRAPHRUN_BUSY_TIMEOUT"),
         ):
             if raw := env.get(key):
-                integral = name in ("concurrency", "signal_queue_limit")
+                integral = name in ("concurrency", "signal_queue_limit", "pg_pool_size")
                 values[name] = int(raw) if integral else float(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)  # type: ignore[arg-type]

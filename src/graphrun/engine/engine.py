@@ -149,6 +149,7 @@ class Engine:
             self.settings.database_url,
             synchronous=self.settings.sqlite_synchronous,
             busy_timeout_s=self.settings.busy_timeout_s,
+            pool_size=self.settings.pg_pool_size,
         )
         try:
             saver = checkpoints.GraphrunCheckpointer(self._db)

@@ -147,11 +147,19 @@ class Database:
     first argument and use `write(job)` and `read(job)`.
     """
 
-    def __init__(self, url: str, *, synchronous: str = "full", busy_timeout_s: float = 30.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "full",
+        busy_timeout_s: float = 30.0,
+        pool_size: int = PG_POOL,
+    ):
         self.url: URL = _sync_url(url)
         self.dialect: str = self.url.get_backend_name()
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
+        self._pool_size = pool_size
         self._writer_engine: Engine | None = None
         self._reader_engine: Engine | None = None
         self._pending: collections.deque[_Pending] = collections.deque()
@@ -180,6 +188,7 @@ class Database:
         synchronous: str = "full",
         busy_timeout_s: float = 30.0,
         migrate: bool = True,
+        pool_size: int = PG_POOL,
     ) -> Database:
         """Connect, check the environment, and bring the schema to the current migration.
 
@@ -187,7 +196,7 @@ class Database:
             StorageError: The database cannot be used safely (network filesystem, no WAL).
             MigrationRequired: ``migrate`` is false and the schema is not current.
         """
-        db = cls(url, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
+        db = cls(url, synchronous=synchronous, busy_timeout_s=busy_timeout_s, pool_size=pool_size)
         try:
             await asyncio.to_thread(db._connect, migrate)
         except BaseException:
@@ -215,7 +224,7 @@ class Database:
         deadline_ms = self._busy_timeout_ms
         engine = create_engine(
             self.url,
-            pool_size=PG_POOL,
+            pool_size=self._pool_size,
             max_overflow=0,
             pool_pre_ping=True,
             pool_timeout=self._busy_timeout_ms / 1000,
@@ -228,7 +237,7 @@ class Database:
             },
         )
         self._writer_engine = self._reader_engine = engine
-        self._readers = ThreadPoolExecutor(PG_POOL, thread_name_prefix="graphrun-db")
+        self._readers = ThreadPoolExecutor(self._pool_size, thread_name_prefix="graphrun-db")
         with map_errors(), engine.begin() as conn:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             if migrate:
