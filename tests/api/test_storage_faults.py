@@ -56,3 +56,34 @@ async def test_a_full_database_is_507_and_stores_nothing(make_engine: EngineFact
         assert full.status_code == 507
         assert full.json()["code"] == "storage_full"
         assert (await client.get("/runs")).json()["runs"] == []
+
+
+@pytest.mark.postgres_only
+async def test_an_unreachable_postgres_is_503_with_retry_after_then_recovers(
+    make_engine: EngineFactory, db_url: str
+) -> None:
+    import psycopg
+
+    name = db_url.rsplit("/", 1)[1]
+    admin_url = db_url.rsplit("/", 1)[0] + "/postgres"
+    async with make_engine("linear", run_worker=False) as engine, _client(engine) as client:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            # The database refuses new connections and loses the ones it had: unreachable.
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            try:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+                down = await client.post("/runs", json=START)
+                ready = await client.get("/readyz")
+            finally:
+                admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        back = await client.post("/runs", json=START)  # and everything goes on
+        listed = (await client.get("/runs")).json()["runs"]
+    assert down.status_code == 503
+    assert down.headers["retry-after"] == "1"
+    assert down.json()["code"] == "database_unavailable"
+    assert ready.status_code == 503
+    assert back.status_code == 202
+    assert [r["id"] for r in listed] == [back.json()["id"]]  # the refused start stored nothing

@@ -87,6 +87,8 @@ def _storage_error(exc: DBAPIError | sqlite3.Error) -> errors.StorageError:
         sign in text
         for sign in (
             "could not connect",
+            "connection failed",
+            "not currently accepting connections",
             "connection refused",
             "server closed the connection",
             "terminating connection",
