@@ -184,7 +184,9 @@ class Engine:
                 for loop in self._loops:
                     loop.start()
                 if db.dialect == "postgresql":
-                    self._listener = notify.Listener(db.libpq_dsn(), self._on_queued)
+                    self._listener = notify.Listener(
+                        db.libpq_dsn(), self._on_queued, self._wake_worker
+                    )
                     self._listener.start()
         except BaseException:
             await self._db.close()
@@ -211,6 +213,10 @@ class Engine:
         worker, self._worker = self._worker, None
         if worker is not None:
             await worker.stop(grace_s)
+
+    def _wake_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.wake()
 
     def _on_queued(self, workflow: str) -> None:
         """Another process queued a run of ``workflow``: claim it now if this worker serves it."""

@@ -362,10 +362,11 @@ class Executor:
             progress["checkpoint_id"] = taken.root_checkpoint_id
 
         def job(conn: Any) -> Run:
-            checkpoints.flush(db, conn, taken)
             # Locks the run row first (PostgreSQL): a signal sent now waits for this
-            # transaction and then finds the run waiting, or is in the mailbox read below.
+            # transaction and then finds the run waiting, or is in the mailbox read below;
+            # and the events flushed next get ids after every committed change of the run.
             current = signals.lock_run(db, conn, run.id)
+            checkpoints.flush(db, conn, taken)
             cancelling = current is not None and current.cancel_requested
             delivered = (
                 [] if cancelling else signals.deliver_queued(db, conn, run.id, outcome.waits)

@@ -52,7 +52,8 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
                     "graph": p.graph,
                     "signals": p.signals,
                 }
-                for p in items
+                # In name order: processes publishing together lock the rows in one order.
+                for p in sorted(items, key=lambda p: (p.name, p.version))
             ],
         )
 

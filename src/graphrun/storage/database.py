@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import psycopg
 from sqlalchemy import Table, create_engine, event, func, literal
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -67,38 +68,61 @@ MIGRATION_LOCK = 0x67726170  # pg_advisory_xact_lock key: one process migrates a
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p"})
 
 
+#: Driver errors: SQLAlchemy's wrapper, and the drivers' own (raw statements use the cursor).
+DRIVER_ERRORS = (DBAPIError, sqlite3.Error, psycopg.Error)
+#: PostgreSQL SQLSTATEs that mean "try again soon": deadlock, serialization failure, lock
+#: not available, statement cancelled by its timeout.
+PG_BUSY_STATES = frozenset({"40P01", "40001", "55P03", "57014"})
+#: ... and those that mean the server is gone or refuses: admin shutdown, crash shutdown,
+#: cannot connect now, too many connections (plus class 08, connection exceptions).
+PG_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: Connection failures psycopg reports without a SQLSTATE.
+PG_CONNECTION_SIGNS = (
+    "connection failed",
+    "server closed the connection",
+    "connection is closed",
+    "connection is lost",
+    "consuming input failed",
+    "sending query failed",
+    "could not send data",
+    "connection socket closed",
+)
+
+
 @contextlib.contextmanager
 def map_errors() -> Iterator[None]:
     """Translate driver errors into the `StorageError` tree; never leak SQLAlchemy upward."""
     try:
         yield
-    except (DBAPIError, sqlite3.Error) as exc:
+    except DRIVER_ERRORS as exc:
         raise _storage_error(exc) from exc
 
 
-def _storage_error(exc: DBAPIError | sqlite3.Error) -> errors.StorageError:
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = getattr(orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _storage_error(exc: DBAPIError | sqlite3.Error | psycopg.Error) -> errors.StorageError:
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     text = str(orig if orig is not None else exc).lower()
+    if isinstance(orig, psycopg.Error) or isinstance(exc, psycopg.Error):
+        state = _sqlstate(exc)
+        invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        if state in PG_BUSY_STATES:
+            return errors.StorageBusy(f"The database is busy: {text}")
+        if (
+            invalidated
+            or state in PG_UNAVAILABLE_STATES
+            or (state or "").startswith("08")
+            or (state is None and isinstance(orig, psycopg.OperationalError))
+            or any(sign in text for sign in PG_CONNECTION_SIGNS)
+        ):
+            return errors.DatabaseUnavailable(f"Database unavailable: {text}")
+        return errors.StorageError(f"Database error ({type(orig).__name__}): {text}")
     if "database is locked" in text or "database table is locked" in text:
         return errors.StorageBusy()
-    if "lock timeout" in text or "statement timeout" in text:
-        return errors.StorageBusy(f"The database did not answer in time: {text}")
-    if any(
-        sign in text
-        for sign in (
-            "could not connect",
-            "connection failed",
-            "not currently accepting connections",
-            "connection refused",
-            "server closed the connection",
-            "terminating connection",
-            "connection is closed",
-            "the connection is lost",
-            "consuming input failed",
-            "does not exist",
-        )
-    ) and isinstance(exc, OperationalError | sqlite3.OperationalError):
-        return errors.DatabaseUnavailable(f"Database unavailable: {text}")
     if "database or disk is full" in text or "no space left" in text:
         return errors.StorageFull()
     if "disk i/o error" in text:
@@ -241,6 +265,9 @@ class Database:
         self._writer_engine = self._reader_engine = engine
         self._readers = ThreadPoolExecutor(self._pool_size, thread_name_prefix="graphrun-db")
         with map_errors(), engine.begin() as conn:
+            # A migration may take long (an index on a big table): no deadline for it.
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             if migrate:
                 migrations.upgrade_on(conn)
@@ -390,9 +417,8 @@ class Database:
                 try:
                     with engine.begin() as conn:
                         return job(conn)
-                except DBAPIError as exc:
-                    state = getattr(exc.orig, "sqlstate", None)
-                    if state in PG_RETRY_STATES and attempt + 1 < PG_RETRIES:
+                except DRIVER_ERRORS as exc:
+                    if _sqlstate(exc) in PG_RETRY_STATES and attempt + 1 < PG_RETRIES:
                         continue  # rolled back whole: running it again is safe
                     raise _storage_error(exc) from exc
             raise AssertionError("unreachable")
@@ -469,7 +495,11 @@ class Database:
     # -- reading -------------------------------------------------------------------------
 
     async def read(self, job: Job[T]) -> T:
-        """Run ``job`` on a reader connection (a consistent snapshot) and return its result."""
+        """Run ``job`` on a reader connection and return its result.
+
+        On SQLite the job sees one consistent snapshot; on PostgreSQL (READ COMMITTED) each
+        statement sees what was committed when it began.
+        """
         if self._readers is None or self._reader_engine is None:
             raise errors.StorageError("The database is closed.")
         engine = self._reader_engine

@@ -44,9 +44,13 @@ def queued(db: Database, conn: Connection, workflows: set[str]) -> None:
 class Listener:
     """Listens for queued runs on PostgreSQL and calls ``on_queued(workflow)`` for each."""
 
-    def __init__(self, dsn: str, on_queued: Callable[[str], None]) -> None:
+    def __init__(
+        self, dsn: str, on_queued: Callable[[str], None], on_connected: Callable[[], None]
+    ) -> None:
         self.dsn = dsn
         self.on_queued = on_queued
+        #: Called on every (re)connection: runs queued while nobody listened are looked for.
+        self.on_connected = on_connected
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -69,14 +73,25 @@ class Listener:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.dsn, autocommit=True, connect_timeout=10, application_name="graphrun"
+                    self.dsn,
+                    autocommit=True,
+                    connect_timeout=10,
+                    application_name="graphrun",
+                    # A connection dropped silently (no FIN) is noticed within a minute.
+                    keepalives=1,
+                    keepalives_idle=30,
+                    keepalives_interval=10,
+                    keepalives_count=3,
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()
+                    self.on_connected()
                     backoff = 0.0
                     async for message in conn.notifies():
                         self.on_queued(message.payload)
-            except psycopg.Error as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the listener outlives any failure; polling covers it
                 self.connected.clear()
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.1)
                 logger.warning(

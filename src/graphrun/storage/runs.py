@@ -38,6 +38,7 @@ __all__ = (
     "insert",
     "insert_in",
     "list_page",
+    "lock_row",
     "requeue_expired",
     "stop_requests",
     "transition",
@@ -282,6 +283,10 @@ async def transition(
 
     def job(conn: Connection) -> Run:
         if before is not None:
+            # The row lock first: whatever `before` appends to the run's events then gets its
+            # ids after every other change of this run already committed (PostgreSQL hands
+            # out ids at insert, not at commit), so readers "after id N" miss nothing.
+            lock_row(db, conn, run_id)
             before(conn)
         return transition_in(
             db,
@@ -299,6 +304,12 @@ async def transition(
         )
 
     return await db.write(job)
+
+
+def lock_row(db: Database, conn: Connection, run_id: str) -> None:
+    """Lock the run's row until the transaction ends (PostgreSQL; SQLite's writer is alone)."""
+    if db.dialect == "postgresql":
+        conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
 
 
 def transition_in(
@@ -613,36 +624,30 @@ async def requeue_expired(db: Database) -> list[str]:
 
     def job(conn: Connection) -> list[str]:
         now = db.now()
-        # ix_runs_status_lease_expires_at: only running runs past their expiry.
-        expired = and_(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now)
-        cancelled = (
-            conn.execute(
-                update(runs)
-                .where(expired, runs.c.cancel_requested.is_(True))
-                .values(
-                    status=RunStatus.CANCELLED.value,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    finished_at=now,
-                    version=runs.c.version + 1,
-                    updated_at=now,
-                )
-                .returning(runs.c.id)
-            )
-        ).scalars()
-        cancelled_ids = list(cancelled)
-        requeued_rows = conn.execute(
+        # ix_runs_status_lease_expires_at: only running runs past their expiry. One statement
+        # (PostgreSQL: over rows no other reaper or heartbeat holds), so two reapers neither
+        # deadlock nor take a run twice.
+        expired = select(runs.c.id).where(
+            runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now
+        )
+        if db.dialect == "postgresql":
+            expired = expired.with_for_update(skip_locked=True)
+        cancelling = runs.c.cancel_requested.is_(True)
+        rows = conn.execute(
             update(runs)
-            .where(expired)
+            .where(runs.c.id.in_(expired.scalar_subquery()))
             .values(
-                status=RunStatus.QUEUED.value,
+                status=case((cancelling, RunStatus.CANCELLED.value), else_=RunStatus.QUEUED.value),
+                finished_at=case((cancelling, now), else_=runs.c.finished_at),
                 lease_owner=None,
                 lease_expires_at=None,
                 version=runs.c.version + 1,
                 updated_at=now,
             )
-            .returning(runs.c.id, runs.c.workflow)
+            .returning(runs.c.id, runs.c.workflow, runs.c.status)
         ).all()
+        cancelled_ids = [r.id for r in rows if r.status == RunStatus.CANCELLED.value]
+        requeued_rows = [r for r in rows if r.status == RunStatus.QUEUED.value]
         requeued = [r.id for r in requeued_rows]
         notify.queued(db, conn, {r.workflow for r in requeued_rows})
         events.append(
