@@ -198,7 +198,7 @@ class Database:
         self._waiter: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._statements: dict[str, Any] = {}
-        #: PostgreSQL: writes in flight on the pool's threads (`close` waits for them).
+        #: Reads (and PostgreSQL writes) in flight on pool threads: `close` waits for them.
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._open = False
 
@@ -508,7 +508,12 @@ class Database:
             with map_errors(), engine.connect() as conn:
                 return job(conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        # Tracked and shielded like writes: a cancelled caller leaves the thread running with
+        # a connection checked out, and `close` must wait for it to come back.
+        future = asyncio.get_running_loop().run_in_executor(self._readers, run)
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(future)
 
     async def read_point(self, job: Job[T]) -> T:
         """Run a lookup by key (a few rows by an index) right here, without a thread hop.
