@@ -24,6 +24,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel
 
 from graphrun import errors, validation
+from graphrun.storage.records import INTERRUPT_MARKER
 
 __all__ = (
     "INTERRUPT_MARKER",
@@ -33,8 +34,6 @@ __all__ = (
     "wait_for_signal",
 )
 
-#: Key marking an interrupt value (and the engine's resume values) as graphrun's.
-INTERRUPT_MARKER = "__graphrun__"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 P = ParamSpec("P")

@@ -59,8 +59,8 @@ class DueLoop:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    def due_at(self, when: float) -> None:
-        """Something this process stored falls due at ``when``: look again now."""
+    def nudge(self) -> None:
+        """This process stored something that falls due: look for the earliest time again."""
         self._changed.set()
 
     async def _loop(self) -> None:

@@ -177,7 +177,7 @@ class Engine:
                 schedule_loop = DueLoop(
                     "schedules", self.settings, lambda: schedules.next_due(db), self._fire_schedules
                 )
-                executor = Executor(self._db, self.settings, self.notifier, timer_loop.due_at)
+                executor = Executor(self._db, self.settings, self.notifier, timer_loop.nudge)
                 self._worker = Worker(self._db, self.settings, executor, self._graphs)
                 await self._worker.start()
                 self._loops = [timer_loop, schedule_loop]

@@ -25,9 +25,7 @@ from pydantic_core import to_jsonable_python
 from graphrun import errors, validation
 from graphrun.storage import checkpoints, signals
 from graphrun.storage import runs as runs_store
-from graphrun.storage.records import Run, RunStatus, WaitingOn
-
-from .authoring import INTERRUPT_MARKER
+from graphrun.storage.records import INTERRUPT_MARKER, Run, RunStatus, WaitingOn
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -139,12 +137,12 @@ class Executor:
         db: Database,
         settings: Settings,
         notifier: ChangeNotifier,
-        on_timer: Callable[[float], None] | None = None,
+        on_timer: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.notifier = notifier
-        #: Told the due time of every timer a run starts waiting on.
+        #: Called when a run starts waiting on a timer (the timer loop looks again).
         self.on_timer = on_timer
         self._finishing: set[asyncio.Task[Run | None]] = set()
 
@@ -396,7 +394,7 @@ class Executor:
         after = await db.write(job)
         wake_at = outcome.values.get("wake_at")
         if after.status is RunStatus.WAITING and wake_at is not None and self.on_timer:
-            self.on_timer(wake_at)
+            self.on_timer()
         return after
 
     async def _waiting(self, graph: CompiledStateGraph[Any, Any, Any, Any], config: Any) -> Outcome:

@@ -220,12 +220,8 @@ class Worker:
             return  # the heartbeat reads them too
         for request in requests:
             handle = self._active.get(request.run_id)
-            if handle is None or handle.run.lease_epoch != request.epoch:
-                continue
-            if request.cancel_requested:
-                _stop(handle, "cancel")
-            elif request.pause_requested:
-                handle.request_pause()
+            if handle is not None and handle.run.lease_epoch == request.epoch:
+                _obey(handle, request)
 
     def _spawn(self, run: Run) -> None:
         # Claimed again (its lease had expired): the old execution must write nothing more.
@@ -288,12 +284,18 @@ class Worker:
             if lease is None or lease.epoch != handle.run.lease_epoch:
                 # Finished meanwhile, or taken over: either way nothing more may be written.
                 _stop(handle, "lease_lost")
-            elif lease.cancel_requested:
-                _stop(handle, "cancel")
-            elif lease.pause_requested:
-                handle.request_pause()
+            else:
+                _obey(handle, lease)
         if await runs_store.requeue_expired(self.db):
             self.wake()
+
+
+def _obey(handle: Handle, lease: runs_store.HeldLease) -> None:
+    """Act on a cancel or pause asked of a run this worker executes."""
+    if lease.cancel_requested:
+        _stop(handle, "cancel")
+    elif lease.pause_requested:
+        handle.request_pause()
 
 
 def _stop(handle: Handle, reason: str) -> None:

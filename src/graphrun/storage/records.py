@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = (
+    "INTERRUPT_MARKER",
     "EventRecord",
     "Run",
     "RunPage",
@@ -19,6 +20,11 @@ __all__ = (
     "WaitingOn",
     "WorkflowRecord",
 )
+
+
+#: Key marking a value as graphrun's own: the interrupts its authoring helpers raise, and the
+#: resume values the engine hands back to them (a signal, a timer, a timeout).
+INTERRUPT_MARKER = "__graphrun__"
 
 
 class RunStatus(enum.StrEnum):

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "Fence",
+    "HeldLease",
     "NewRun",
     "claim",
     "fence_checkpoint",
@@ -42,6 +43,7 @@ __all__ = (
     "requeue_expired",
     "stop_requests",
     "transition",
+    "transition_in",
 )
 
 MAX_PAGE = 1000  # runs per list page
@@ -553,6 +555,15 @@ class HeldLease:
     pause_requested: bool
 
 
+def _held(row: Any) -> HeldLease:
+    return HeldLease(
+        run_id=row.id,
+        epoch=row.lease_epoch,
+        cancel_requested=bool(row.cancel_requested),
+        pause_requested=bool(row.pause_requested),
+    )
+
+
 async def stop_requests(db: Database, *, owner: str) -> list[HeldLease]:
     """The runs ``owner`` executes that were asked to cancel or pause (index ``lease_owner``).
 
@@ -570,15 +581,7 @@ async def stop_requests(db: Database, *, owner: str) -> list[HeldLease]:
         ),
     )
     rows = await db.read_point(lambda conn: conn.execute(statement, {"owner": owner}).all())
-    return [
-        HeldLease(
-            run_id=r.id,
-            epoch=r.lease_epoch,
-            cancel_requested=bool(r.cancel_requested),
-            pause_requested=bool(r.pause_requested),
-        )
-        for r in rows
-    ]
+    return [_held(r) for r in rows]
 
 
 async def heartbeat(
@@ -606,15 +609,7 @@ async def heartbeat(
                 runs.c.id, runs.c.lease_epoch, runs.c.cancel_requested, runs.c.pause_requested
             )
         )
-        return [
-            HeldLease(
-                run_id=r.id,
-                epoch=r.lease_epoch,
-                cancel_requested=bool(r.cancel_requested),
-                pause_requested=bool(r.pause_requested),
-            )
-            for r in conn.execute(stmt)
-        ]
+        return [_held(r) for r in conn.execute(stmt)]
 
     return await db.write(job)
 

@@ -21,7 +21,7 @@ from graphrun import errors
 
 from . import events
 from . import runs as runs_store
-from .records import Run, RunStatus, SignalRecord, SignalSent, WaitingOn
+from .records import INTERRUPT_MARKER, Run, RunStatus, SignalRecord, SignalSent, WaitingOn
 from .schema import runs, signals
 
 if TYPE_CHECKING:
@@ -29,10 +29,7 @@ if TYPE_CHECKING:
 
     from .database import Database
 
-__all__ = ("SIGNAL_MARKER", "Delivered", "deliver_queued", "list_for_run", "lock_run", "send")
-
-#: The marker the engine's resume values carry (the authoring helpers' INTERRUPT_MARKER).
-SIGNAL_MARKER = "__graphrun__"
+__all__ = ("Delivered", "deliver_queued", "list_for_run", "lock_run", "send")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +60,7 @@ def _signal_waits(run: Run) -> list[WaitingOn]:
 
 
 def _resume_value(payload: Any) -> dict[str, Any]:
-    return {SIGNAL_MARKER: "signal", "payload": payload}
+    return {INTERRUPT_MARKER: "signal", "payload": payload}
 
 
 async def send(

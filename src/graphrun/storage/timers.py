@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, func, select
 
 from . import runs as runs_store
-from .records import Run, RunStatus, WaitingOn
+from .records import INTERRUPT_MARKER, Run, RunStatus, WaitingOn
 from .schema import runs
 
 if TYPE_CHECKING:
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ("next_due", "wake_due")
 
-#: Marks the engine's resume values (the authoring helpers' INTERRUPT_MARKER).
-MARKER = "__graphrun__"
 ROUNDING_S = 1e-5  # a wait's wake_at, as a datetime, may be this much later than the column
 
 
@@ -49,7 +47,7 @@ def _answers(waits: tuple[WaitingOn, ...], now: float) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     for wait in waits:
         if wait.wake_at is not None and wait.wake_at <= datetime.fromtimestamp(now, UTC):
-            answers[wait.id] = {MARKER: "timer" if wait.kind == "timer" else "timeout"}
+            answers[wait.id] = {INTERRUPT_MARKER: "timer" if wait.kind == "timer" else "timeout"}
     return answers
 
 
