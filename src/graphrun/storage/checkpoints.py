@@ -35,7 +35,9 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import and_, delete, insert, select, tuple_
 
-from . import events
+from graphrun import errors
+
+from . import events, step_write
 from . import runs as runs_store
 from .schema import checkpoint_writes, checkpoints
 
@@ -72,7 +74,6 @@ class Execution:
     """One worker's execution of a run: its lease and what waits to be committed."""
 
     fence: runs_store.Fence
-    lease_ttl_s: float
     #: The run has no committed checkpoint: reads can answer without asking the database.
     fresh: bool = False
     #: Serialized ``checkpoint_writes`` rows not yet committed.
@@ -260,6 +261,18 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         if execution is not None:
             execution.fresh = False
         db = self.db
+        # Only the root graph's checkpoints mark the run's progress.
+        progress = checkpoint["id"] if not checkpoint_ns else None
+        if execution is not None and taken is not None and db.dialect == "postgresql":
+            params = step_write.step_params(
+                execution.fence,
+                progress=progress or taken.root_checkpoint_id,
+                taken=taken,
+                checkpoint=row,
+            )
+            if await db.batched(step_write.STEP_SQL, params, order=thread_id) != 1:
+                raise errors.LeaseLost(execution.fence.run_id, execution.fence.epoch)
+            return saved
 
         def job(conn: Connection) -> None:
             if execution is not None and taken is not None:
@@ -268,10 +281,7 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
                     conn,
                     execution.fence,
                     # Only the root graph's checkpoints mark the run's progress.
-                    checkpoint_id=checkpoint["id"]
-                    if not checkpoint_ns
-                    else taken.root_checkpoint_id,
-                    lease_ttl_s=execution.lease_ttl_s,
+                    checkpoint_id=progress or taken.root_checkpoint_id,
                 )
                 flush(db, conn, taken)
             db.execute_raw(conn, _upsert_checkpoint(db), row)

@@ -46,6 +46,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
 from graphrun import errors
+from graphrun.storage.pg_batch import StatementBatcher
 
 __all__ = ("Database", "Job", "map_errors")
 
@@ -200,6 +201,8 @@ class Database:
         self._statements: dict[str, Any] = {}
         #: Reads (and PostgreSQL writes) in flight on pool threads: `close` waits for them.
         self._in_flight: set[asyncio.Future[Any]] = set()
+        #: PostgreSQL: the statements every step executes, committed in batches.
+        self._batcher: StatementBatcher | None = None
         self._open = False
 
     def libpq_dsn(self) -> str:
@@ -230,6 +233,15 @@ class Database:
             raise
         if db.dialect == "sqlite":
             db._writer_task = asyncio.create_task(db._writer_loop(), name="graphrun-db-writer")
+        else:
+            db._batcher = StatementBatcher(
+                db.libpq_dsn(),
+                connections=max(1, pool_size // 4),
+                timeout_s=busy_timeout_s,
+                connect_kwargs=db._pg_connect_args(),
+                to_error=_storage_error,
+            )
+            await db._batcher.open()
         db._open = True
         return db
 
@@ -244,23 +256,31 @@ class Database:
                 "postgresql://user@host/database."
             )
 
+    def _pg_connect_args(self) -> dict[str, Any]:
+        deadline_ms = self._busy_timeout_ms
+        return {
+            "connect_timeout": 10,
+            # Every statement has a deadline; a lock wait gives up at the same time.
+            "options": f"-c statement_timeout={deadline_ms} -c lock_timeout={deadline_ms}"
+            " -c idle_in_transaction_session_timeout=60000",
+            "application_name": "graphrun",
+            # A connection dropped silently (no FIN) is noticed within a minute.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+
     def _connect_postgres(self, migrate: bool) -> None:
         from graphrun.storage import migrations
 
-        deadline_ms = self._busy_timeout_ms
         engine = create_engine(
             self.url,
             pool_size=self._pool_size,
             max_overflow=0,
             pool_pre_ping=True,
             pool_timeout=self._busy_timeout_ms / 1000,
-            connect_args={
-                "connect_timeout": 10,
-                # Every statement has a deadline; a lock wait gives up sooner still.
-                "options": f"-c statement_timeout={deadline_ms} -c lock_timeout={deadline_ms}"
-                " -c idle_in_transaction_session_timeout=60000",
-                "application_name": "graphrun",
-            },
+            connect_args=self._pg_connect_args(),
         )
         self._writer_engine = self._reader_engine = engine
         self._readers = ThreadPoolExecutor(self._pool_size, thread_name_prefix="graphrun-db")
@@ -366,6 +386,9 @@ class Database:
     async def close(self) -> None:
         """Finish queued writes, stop the writer and readers, close every connection."""
         self._open = False
+        if self._batcher is not None:
+            await self._batcher.close()
+            self._batcher = None
         if self._in_flight:
             await asyncio.wait(list(self._in_flight))
         if self._writer_task is not None:
@@ -406,6 +429,20 @@ class Database:
         self._pending.append(_Pending(job, future))
         self._work.set()
         return await future
+
+    async def batched(self, sql: str, params: dict[str, Any], *, order: str) -> Any:
+        """PostgreSQL: run one self-contained write statement in the next group commit.
+
+        Returns the first column of its first row. Statements that arrive together share a
+        transaction (`storage/pg_batch.py` says what such a statement must guarantee);
+        ``order`` is the key of the row it locks first (batches lock in that order).
+
+        Raises:
+            StorageError: It failed, or its outcome is unknown (the connection was lost).
+        """
+        if not self._open or self._batcher is None:
+            raise errors.StorageError("The database is closed.")
+        return await self._batcher.execute(sql, params, order=order)
 
     async def _write_postgres(self, job: Job[T]) -> T:
         assert self._readers is not None

@@ -1,0 +1,191 @@
+"""Group commit on PostgreSQL: the statement every step of every run executes, many per commit.
+
+A worker executing hundreds of runs checkpoints each of their steps. Written one transaction
+each from a thread, a step costs a thread hop, several round trips and a WAL flush, and on a
+small machine that CPU is what limits throughput (bench/README). Here a step is one
+self-contained statement (`storage/step_write.py`) run on the event loop over psycopg's async
+driver: statements that arrive together are sent in one pipeline, inside one transaction,
+so they share a round trip and a commit, as the SQLite writer's batches do.
+
+Each statement must be correct on its own inside any batch: it must not raise for an
+expected outcome (a lost lease makes it write nothing and say so), so that one step's
+outcome never rolls back another's. A statement error nonetheless (a bug, a constraint)
+rolls the batch back, and its statements run again one transaction each, so only the
+faulty one fails. A lost connection fails the whole batch: its outcome is unknown, and the
+callers treat it as a storage outage (the run goes back to the queue and continues from its
+last committed checkpoint, which the statements keep idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from graphrun import errors
+
+__all__ = ("StatementBatcher",)
+
+logger = logging.getLogger("graphrun.storage")
+
+MAX_BATCH = 128  # statements per transaction
+RETRIES = 3  # attempts of a batch that lost a deadlock or a serialization check
+RETRY_STATES = frozenset({"40P01", "40001"})
+
+
+@dataclass(eq=False)
+class _Statement:
+    sql: str
+    params: dict[str, Any]
+    #: Batches run their statements in this order (bytewise, as ``COLLATE "C"``): rows
+    #: are locked in one global order, the one every multi-row lock of runs takes
+    #: (`runs.heartbeat`), so a batch never deadlocks with another or with a heartbeat.
+    order: str
+    future: asyncio.Future[Any] = field(repr=False)
+
+
+class StatementBatcher:
+    """Runs single statements on PostgreSQL, committing the ones that arrive together at once.
+
+    ``connections`` transactions are open at most at a time; while one commits, the next
+    batch gathers. Open with `open`, stop with `close` (which finishes what is queued).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connections: int,
+        timeout_s: float,
+        connect_kwargs: dict[str, Any],
+        to_error: Any,
+    ) -> None:
+        self._pool = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=connections,
+            kwargs={**connect_kwargs, "autocommit": True},
+            timeout=timeout_s,
+            open=False,
+            name="graphrun-steps",
+        )
+        self._connections = connections
+        #: Maps a driver error to the `StorageError` tree (`database._storage_error`).
+        self._to_error = to_error
+        self._pending: collections.deque[_Statement] = collections.deque()
+        self._work = asyncio.Event()
+        self._closing = False
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        """Start connecting (in the background) and the committing loops."""
+        await self._pool.open(wait=False)
+        self._loops = [
+            asyncio.create_task(self._loop(), name=f"graphrun-pg-batch-{i}")
+            for i in range(self._connections)
+        ]
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the loops, close the connections."""
+        self._closing = True
+        self._work.set()
+        if self._loops:
+            # Shielded: a cancelled close must not cancel a batch mid-commit.
+            await asyncio.shield(asyncio.gather(*self._loops, return_exceptions=True))
+            self._loops = []
+        await self._pool.close()
+
+    async def execute(self, sql: str, params: dict[str, Any], *, order: str) -> Any:
+        """Run ``sql`` in the next batch; return the first column of its first row (or None).
+
+        A cancelled caller does not withdraw the statement: once queued, its outcome stands.
+
+        Raises:
+            StorageError: The statement failed, or its outcome is unknown (connection lost).
+        """
+        if self._closing:
+            raise errors.StorageError("The database is closed.")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Statement(sql, params, order, future))
+        self._work.set()
+        return await future
+
+    async def _loop(self) -> None:
+        while True:
+            await self._work.wait()
+            if not self._pending:
+                if self._closing:
+                    return
+                self._work.clear()
+                continue
+            batch = [self._pending.popleft() for _ in range(min(MAX_BATCH, len(self._pending)))]
+            if not self._pending and not self._closing:
+                self._work.clear()
+            batch.sort(key=lambda s: s.order)
+            try:
+                await self._commit(batch)
+            except Exception as exc:  # a bug here must not strand the callers
+                logger.exception("statement batch failed", extra={"action": "batch_failed"})
+                for statement in batch:
+                    _settle(statement, error=errors.StorageError(f"Database error: {exc}"))
+
+    async def _commit(self, batch: list[_Statement]) -> None:
+        try:
+            results = await self._run(batch)
+        except errors.StorageError as exc:
+            if len(batch) == 1 or isinstance(exc, errors.DatabaseUnavailable | errors.StorageBusy):
+                for statement in batch:
+                    _settle(statement, error=exc)
+                return
+            # A statement failed and took the batch with it: find it by running each alone.
+            for statement in batch:
+                await self._commit([statement])
+            return
+        for statement, result in zip(batch, results, strict=True):
+            _settle(statement, result=result)
+
+    async def _run(self, batch: list[_Statement]) -> list[Any]:
+        for attempt in range(RETRIES):
+            try:
+                async with self._pool.connection() as conn:
+                    if len(batch) == 1:
+                        cursor = await conn.execute(batch[0].sql, batch[0].params)
+                        return [_first(await cursor.fetchone())]
+                    cursors = []
+                    async with conn.pipeline(), conn.transaction():
+                        for statement in batch:
+                            cursors.append(await conn.execute(statement.sql, statement.params))
+                    return [_first(await cursor.fetchone()) for cursor in cursors]
+            except psycopg.Error as exc:
+                if getattr(exc, "sqlstate", None) in RETRY_STATES and attempt + 1 < RETRIES:
+                    continue  # rolled back whole: running it again is safe
+                error = self._to_error(exc)
+                if not isinstance(error, errors.StorageBusy | errors.DatabaseUnavailable):
+                    logger.warning(
+                        "statement batch of %d failed: %s",
+                        len(batch),
+                        exc,
+                        extra={"action": "batch_failed"},
+                    )
+                raise error from exc
+        raise AssertionError("unreachable")
+
+
+def _first(row: Any) -> Any:
+    return None if row is None else row[0]
+
+
+def _settle(
+    statement: _Statement, *, result: Any = None, error: BaseException | None = None
+) -> None:
+    if statement.future.done():
+        return  # the caller was cancelled; the statement's outcome stands regardless
+    if error is not None:
+        statement.future.set_exception(error)
+    else:
+        statement.future.set_result(result)
