@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import ipaddress
 import logging
 import signal
@@ -21,6 +20,7 @@ import uvicorn
 
 from graphrun import errors
 from graphrun.engine import Engine
+from graphrun.engine.process import settle_after_startup
 
 from .app import create_app
 from .hygiene import DEFAULT_MAX_BODY_BYTES
@@ -134,10 +134,7 @@ async def serve(
                 worker.force_stop()
 
     async with engine:
-        # Everything loaded so far (LangGraph, the apps, the web stack) lives as long as the
-        # process: keep it out of the collector's full passes, which otherwise stall the loop.
-        gc.collect()
-        gc.freeze()
+        settle_after_startup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from graphrun import errors
 from graphrun.config import DEFAULT_MAX_BODY_BYTES
+from graphrun.engine.process import settle_after_startup
 
 from . import db, keys, runs, schedules
 from ._common import (
@@ -98,8 +98,7 @@ def worker_command(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         async with engine:
-            gc.collect()  # what is loaded now lives as long as the process: see `serve`
-            gc.freeze()
+            settle_after_startup()
             console.print(
                 f"worker {engine.settings.worker_id} serving {', '.join(engine.registry.names())}",
                 highlight=False,

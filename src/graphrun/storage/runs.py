@@ -39,7 +39,6 @@ __all__ = (
     "insert",
     "insert_in",
     "list_page",
-    "lock_row",
     "requeue_expired",
     "stop_requests",
     "transition",
@@ -274,8 +273,9 @@ async def transition(
         lease_ttl_s: The lease's lifetime with ``claim_for``.
         cancel_wins: For a change to a non-terminal status: if a cancel was requested
             meanwhile, the run becomes ``cancelled`` instead.
-        before: An optional function ``f(conn)`` run first in the transaction
-            (e.g. flushing buffered checkpoint writes), so it commits or fails with the change.
+        before: An optional function ``f(conn)`` run in the transaction once the change
+            applied, before its events (e.g. flushing buffered checkpoint writes and the
+            node events that precede the status change), so it commits or fails with it.
 
     Raises:
         RunNotFound: No such run.
@@ -284,12 +284,6 @@ async def transition(
     """
 
     def job(conn: Connection) -> Run:
-        if before is not None:
-            # The row lock first: whatever `before` appends to the run's events then gets its
-            # ids after every other change of this run already committed (PostgreSQL hands
-            # out ids at insert, not at commit), so readers "after id N" miss nothing.
-            lock_row(db, conn, run_id)
-            before(conn)
         return transition_in(
             db,
             conn,
@@ -303,15 +297,10 @@ async def transition(
             claim_for=claim_for,
             lease_ttl_s=lease_ttl_s,
             cancel_wins=cancel_wins,
+            before=before,
         )
 
     return await db.write(job)
-
-
-def lock_row(db: Database, conn: Connection, run_id: str) -> None:
-    """Lock the run's row until the transaction ends (PostgreSQL; SQLite's writer is alone)."""
-    if db.dialect == "postgresql":
-        conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
 
 
 def transition_in(
@@ -328,6 +317,7 @@ def transition_in(
     claim_for: str | None = None,
     lease_ttl_s: float = 0.0,
     cancel_wins: bool = False,
+    before: Callable[[Connection], None] | None = None,
 ) -> Run:
     """`transition` inside a write transaction the caller already holds."""
     status = RunStatus(values["status"]) if "status" in values else None
@@ -354,6 +344,12 @@ def transition_in(
     if row is None:
         _explain_conflict(conn, run_id, action, seen_version, fence)
     run = Run.from_row(row)
+    if before is not None:
+        # After the update, which holds the row lock: whatever `before` appends to the run's
+        # events gets its ids after every other change of this run already committed
+        # (PostgreSQL hands out ids at insert, not at commit), so readers "after id N" miss
+        # nothing.
+        before(conn)
     rows = [(run_id, kind, data) for kind, data in extra_events]
     if claimed:
         rows.append((run_id, "status", {"status": "queued"}))

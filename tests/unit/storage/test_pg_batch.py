@@ -39,7 +39,7 @@ async def test_a_failing_statement_fails_alone_and_the_rest_of_its_batch_commits
     # Queued in one go, so they are committed together (one batch holds up to 128).
     outcomes = await asyncio.gather(
         *(db.batched(INSERT, {"v": v}, order=str(v)) for v in range(10)),
-        db.batched(INSERT, {"v": None}, order="5"),  # NOT NULL violation
+        db.batched(INSERT.replace("%(v)s", "%(v)s::int"), {"v": None}, order="5"),  # NOT NULL
         return_exceptions=True,
     )
     assert outcomes[:10] == list(range(10))
