@@ -43,7 +43,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marked = metafunc.definition.get_closest_marker
     if marked("postgres_only"):
         databases = ["postgres"]
-    elif where.startswith(BOTH_DATABASES) and not marked("sqlite_only"):
+    elif marked("both_databases") or (
+        where.startswith(BOTH_DATABASES) and not marked("sqlite_only")
+    ):
         databases = ["sqlite", "postgres"]
     else:
         databases = ["sqlite"]

@@ -13,6 +13,7 @@ from tests.conftest import APPS, EngineFactory
 
 
 @pytest.mark.acceptance
+@pytest.mark.both_databases
 @pytest.mark.timeout(120)
 async def test_a_run_sleeping_2_s_survives_kill_9_and_wakes_after_restart(
     make_engine: EngineFactory, spawn_worker

@@ -29,6 +29,7 @@ def _effects(path: Path) -> tuple[Counter[int], Counter[int]]:
 
 
 @pytest.mark.acceptance
+@pytest.mark.both_databases
 async def test_kill_9_the_server_mid_run_and_restart_it(
     spawn_server, db_url: str, tmp_path: Path
 ) -> None:
@@ -67,6 +68,7 @@ async def test_kill_9_the_server_mid_run_and_restart_it(
 
 
 @pytest.mark.acceptance
+@pytest.mark.both_databases
 async def test_keys_from_the_cli_guard_the_real_server(spawn_server, db_url: str) -> None:
     reader = json.loads(graphrun(db_url, "keys", "create", "dash", "-s", "read", "--json").stdout)
     server = await spawn_server()
@@ -86,6 +88,7 @@ async def test_keys_from_the_cli_guard_the_real_server(spawn_server, db_url: str
 
 
 @pytest.mark.acceptance
+@pytest.mark.both_databases
 @pytest.mark.parametrize(("grace", "signals"), [("0.5", 1), ("30", 2)])
 async def test_sigterm_finishes_or_releases_in_flight_runs(
     spawn_server, db_url: str, tmp_path: Path, grace: str, signals: int
