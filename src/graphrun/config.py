@@ -40,8 +40,8 @@ class Settings:
             reconnects with ``Last-Event-ID`` (browsers do it on their own) and misses nothing.
         signal_queue_limit: Unconsumed signals one run's mailbox may hold; past it a
             signal is refused (``signal_queue_full``) rather than stored.
-        pg_pool_size: PostgreSQL connections this process keeps (one more listens for
-            wake-ups); every job holds one for its transaction.
+        pg_pool_size: PostgreSQL connections this process keeps for its transactions (a
+            quarter as many more commit step batches, one more listens for wake-ups).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
