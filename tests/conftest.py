@@ -16,6 +16,7 @@ import pytest
 
 from graphrun import Engine, Settings
 from graphrun.storage import Database, migrations
+from graphrun.storage.schema import metadata
 
 APPS = Path(__file__).parent / "apps"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -58,11 +59,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'graphrun.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    _empty_postgres(url)
+    empty_postgres(url)
     return url
 
 
-def _empty_postgres(url: str) -> None:
+def empty_postgres(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
@@ -86,8 +87,12 @@ def _empty_postgres(url: str) -> None:
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
             "AND tablename <> 'alembic_version'"
         ).fetchall()
-        if tables:
-            names = ", ".join(f'"{t[0]}"' for t in tables)
+        ours = [t[0] for t in tables if t[0] in metadata.tables]
+        for (name,) in tables:
+            if name not in metadata.tables:  # a test's own table: gone, as in a new database
+                conn.execute(f'DROP TABLE "{name}" CASCADE')
+        if ours:
+            names = ", ".join(f'"{name}"' for name in ours)
             conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from graphrun.storage import migrations
 from graphrun.storage.schema import metadata
+from tests.conftest import empty_postgres
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]
@@ -16,6 +17,7 @@ def _engine(url: str):  # type: ignore[no-untyped-def]
 
 
 def test_migrations_build_the_schema_module_on_postgres(postgres_url: str) -> None:
+    empty_postgres(postgres_url)  # without other tests' own tables
     engine = _engine(postgres_url)
     try:
         with engine.begin() as conn:

@@ -175,6 +175,7 @@ class Executor:
             fence=runs_store.Fence(
                 run_id=run.id, owner=self.settings.worker_id, epoch=run.lease_epoch
             ),
+            lease_ttl_s=self.settings.lease_ttl_s,
             fresh=run.checkpoint_id is None,
         )
         config: Any = {

@@ -74,6 +74,7 @@ class Execution:
     """One worker's execution of a run: its lease and what waits to be committed."""
 
     fence: runs_store.Fence
+    lease_ttl_s: float
     #: The run has no committed checkpoint: reads can answer without asking the database.
     fresh: bool = False
     #: Serialized ``checkpoint_writes`` rows not yet committed.
@@ -263,9 +264,15 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         db = self.db
         # Only the root graph's checkpoints mark the run's progress.
         progress = checkpoint["id"] if not checkpoint_ns else None
-        if execution is not None and taken is not None and db.dialect == "postgresql":
+        if (
+            execution is not None
+            and taken is not None
+            and db.dialect == "postgresql"
+            and step_write.fits(execution.fence, taken, row)
+        ):
             params = step_write.step_params(
                 execution.fence,
+                lease_ttl_s=execution.lease_ttl_s,
                 progress=progress or taken.root_checkpoint_id,
                 taken=taken,
                 checkpoint=row,
@@ -282,6 +289,7 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
                     execution.fence,
                     # Only the root graph's checkpoints mark the run's progress.
                     checkpoint_id=progress or taken.root_checkpoint_id,
+                    lease_ttl_s=execution.lease_ttl_s,
                 )
                 flush(db, conn, taken)
             db.execute_raw(conn, _upsert_checkpoint(db), row)

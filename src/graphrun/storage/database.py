@@ -46,7 +46,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
 from graphrun import errors
-from graphrun.storage.pg_batch import StatementBatcher
+from graphrun.storage.pg_batch import StatementBatcher, settle
 
 __all__ = ("Database", "Job", "map_errors")
 
@@ -228,20 +228,20 @@ class Database:
         db = cls(url, synchronous=synchronous, busy_timeout_s=busy_timeout_s, pool_size=pool_size)
         try:
             await asyncio.to_thread(db._connect, migrate)
+            if db.dialect == "postgresql":
+                db._batcher = StatementBatcher(
+                    db.libpq_dsn(),
+                    connections=max(1, pool_size // 4),
+                    timeout_s=busy_timeout_s,
+                    connect_kwargs=db._pg_connect_args(),
+                    to_error=_storage_error,
+                )
+                await db._batcher.open()
         except BaseException:
             await db.close()
             raise
         if db.dialect == "sqlite":
             db._writer_task = asyncio.create_task(db._writer_loop(), name="graphrun-db-writer")
-        else:
-            db._batcher = StatementBatcher(
-                db.libpq_dsn(),
-                connections=max(1, pool_size // 4),
-                timeout_s=busy_timeout_s,
-                connect_kwargs=db._pg_connect_args(),
-                to_error=_storage_error,
-            )
-            await db._batcher.open()
         db._open = True
         return db
 
@@ -499,12 +499,7 @@ class Database:
                 exc = errors.StorageError(f"Database error: {exc}")
             outcomes = [(pending, None, exc) for pending in batch]
         for pending, result, error in outcomes:
-            if pending.future.done():
-                continue  # the caller was cancelled; the job's outcome stands regardless
-            if error is not None:
-                pending.future.set_exception(error)
-            else:
-                pending.future.set_result(result)
+            settle(pending.future, result, error)
 
     async def _begin(self, conn: Connection) -> Any:
         try:

@@ -29,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphrun import errors
 
-__all__ = ("StatementBatcher",)
+__all__ = ("StatementBatcher", "settle")
 
 logger = logging.getLogger("graphrun.storage")
 
@@ -71,6 +71,9 @@ class StatementBatcher:
             max_size=connections,
             kwargs={**connect_kwargs, "autocommit": True},
             timeout=timeout_s,
+            # A connection the server dropped (a restart, an outage) is found out by an empty
+            # query when taken, instead of failing a whole batch of steps.
+            check=AsyncConnectionPool.check_connection,
             open=False,
             name="graphrun-steps",
         )
@@ -132,41 +135,73 @@ class StatementBatcher:
             except Exception as exc:  # a bug here must not strand the callers
                 logger.exception("statement batch failed", extra={"action": "batch_failed"})
                 for statement in batch:
-                    _settle(statement, error=errors.StorageError(f"Database error: {exc}"))
+                    settle(statement.future, error=errors.StorageError(f"Database error: {exc}"))
 
     async def _commit(self, batch: list[_Statement]) -> None:
         try:
             results = await self._run(batch)
-        except errors.StorageError as exc:
-            if len(batch) == 1 or isinstance(exc, errors.DatabaseUnavailable | errors.StorageBusy):
-                for statement in batch:
-                    _settle(statement, error=exc)
-                return
-            # A statement failed and took the batch with it: find it by running each alone.
+        except _OutcomeUnknown as unknown:
+            # COMMIT was sent: the batch may have committed, so nothing of it runs again.
             for statement in batch:
-                await self._commit([statement])
+                settle(statement.future, error=unknown.error)
+            return
+        except errors.StorageError as exc:
+            if len(batch) == 1 or isinstance(exc, errors.DatabaseUnavailable):
+                for statement in batch:
+                    settle(statement.future, error=exc)
+                return
+            # Rolled back whole because of one statement (a bug, a constraint, a lock it
+            # waited too long for): find it by running each alone, so that only it fails.
+            for at, statement in enumerate(batch):
+                try:
+                    settle(statement.future, (await self._run([statement]))[0])
+                except (_OutcomeUnknown, errors.DatabaseUnavailable) as gone:
+                    error = gone.error if isinstance(gone, _OutcomeUnknown) else gone
+                    for rest in batch[at:]:  # the database went away: stop here
+                        settle(rest.future, error=error)
+                    return
+                except errors.StorageError as alone:
+                    settle(statement.future, error=alone)
             return
         for statement, result in zip(batch, results, strict=True):
-            _settle(statement, result=result)
+            settle(statement.future, result)
 
     async def _run(self, batch: list[_Statement]) -> list[Any]:
+        """Run ``batch`` in one transaction (a single statement: on its own); its results.
+
+        Raises:
+            _OutcomeUnknown: The failure came once COMMIT was sent.
+            StorageError: The batch failed before its commit and was rolled back whole.
+        """
         for attempt in range(RETRIES):
+            committing = False
             try:
                 async with self._pool.connection() as conn:
                     if len(batch) == 1:
+                        # Autocommit: the statement commits as it runs.
+                        committing = True
                         cursor = await conn.execute(batch[0].sql, batch[0].params)
-                        return [_first(await cursor.fetchone())]
-                    if all(s.sql == batch[0].sql for s in batch):
-                        return await _executemany(conn, batch)
-                    cursors = []
-                    async with conn.pipeline(), conn.transaction():
-                        for statement in batch:
-                            cursors.append(await conn.execute(statement.sql, statement.params))
-                    return [_first(await cursor.fetchone()) for cursor in cursors]
+                        return [await _first(cursor)]
+                    async with conn.pipeline() as pipeline, conn.transaction():
+                        if all(s.sql == batch[0].sql for s in batch):
+                            results = await _executemany(conn, batch)
+                        else:
+                            cursors = [await conn.execute(s.sql, s.params) for s in batch]
+                            await pipeline.sync()  # a statement's error raises here
+                            results = [await _first(cursor) for cursor in cursors]
+                        committing = True
+                    return results
             except psycopg.Error as exc:
-                if getattr(exc, "sqlstate", None) in RETRY_STATES and attempt + 1 < RETRIES:
-                    continue  # rolled back whole: running it again is safe
                 error = self._to_error(exc)
+                if committing and not _rolled_back(exc):
+                    raise _OutcomeUnknown(error) from exc
+                if getattr(exc, "sqlstate", None) in RETRY_STATES and attempt + 1 < RETRIES:
+                    logger.warning(
+                        "statement batch of %d lost a deadlock; running it again",
+                        len(batch),
+                        extra={"action": "batch_retried"},
+                    )
+                    continue  # rolled back whole: running it again is safe
                 if not isinstance(error, errors.StorageBusy | errors.DatabaseUnavailable):
                     logger.warning(
                         "statement batch of %d failed: %s",
@@ -178,28 +213,50 @@ class StatementBatcher:
         raise AssertionError("unreachable")
 
 
+def _rolled_back(exc: psycopg.Error) -> bool:
+    """Whether the server answered ``exc`` for a statement it rolled back (not a lost link)."""
+    state = exc.sqlstate
+    return state is not None and not state.startswith("08") and not state.startswith("57P0")
+
+
+class _OutcomeUnknown(Exception):
+    """A batch failed once its COMMIT was sent: it may or may not have committed."""
+
+    def __init__(self, error: errors.StorageError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 async def _executemany(conn: psycopg.AsyncConnection[Any], batch: list[_Statement]) -> list[Any]:
     """One statement for every parameter set: the driver pipelines them with less work."""
     results = []
-    async with conn.transaction(), conn.cursor() as cursor:
+    async with conn.cursor() as cursor:
         await cursor.executemany(batch[0].sql, [s.params for s in batch], returning=True)
         while True:
-            results.append(_first(await cursor.fetchone()))
+            results.append(await _first(cursor))
             if not cursor.nextset():
                 break
     return results
 
 
-def _first(row: Any) -> Any:
+async def _first(cursor: psycopg.AsyncCursor[Any]) -> Any:
+    """The first column of the statement's first row; None if it returned no rows."""
+    if cursor.description is None:
+        return None
+    row = await cursor.fetchone()
     return None if row is None else row[0]
 
 
-def _settle(
-    statement: _Statement, *, result: Any = None, error: BaseException | None = None
+def settle(
+    future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
 ) -> None:
-    if statement.future.done():
-        return  # the caller was cancelled; the statement's outcome stands regardless
+    """Give a queued write's caller its outcome, unless the caller was cancelled meanwhile.
+
+    A cancelled caller does not undo the write: its outcome stands regardless.
+    """
+    if future.done():
+        return
     if error is not None:
-        statement.future.set_exception(error)
+        future.set_exception(error)
     else:
-        statement.future.set_result(result)
+        future.set_result(result)

@@ -452,12 +452,13 @@ def fence_checkpoint(
     fence: Fence,
     *,
     checkpoint_id: str | None,
+    lease_ttl_s: float,
 ) -> None:
     """Inside a checkpoint write: prove the lease is held, and record progress.
 
-    Also drops consumed resume values, which the checkpoint now holds. The lease is left to
-    the heartbeats: the row's indexed columns stay unchanged, so PostgreSQL updates it in
-    place (HOT), without a new entry in each of the table's indexes at every step.
+    Also extends the lease (a checkpoint is as good as a heartbeat) and drops consumed
+    resume values, which the checkpoint now holds. None of these columns is indexed, so
+    PostgreSQL updates the row in place (HOT), without new entries in the table's indexes.
 
     Raises:
         LeaseLost: Another worker holds the run now; the caller must roll back.
@@ -466,7 +467,10 @@ def fence_checkpoint(
 
     def build() -> Any:
         # Point update by primary key; matches only while (owner, epoch) still hold the lease.
-        values: dict[str, Any] = {"resume": None}
+        values: dict[str, Any] = {
+            "lease_expires_at": db.now() + bindparam("ttl"),
+            "resume": None,
+        }
         if with_id:
             values["checkpoint_id"] = bindparam("checkpoint_id")
         return (
@@ -484,6 +488,7 @@ def fence_checkpoint(
         "run_id": fence.run_id,
         "owner": fence.owner,
         "epoch": fence.epoch,
+        "ttl": lease_ttl_s,
     }
     if with_id:
         params["checkpoint_id"] = checkpoint_id
@@ -598,7 +603,10 @@ async def heartbeat(
             # Rows locked in id order (bytewise), as group commits lock them
             # (`pg_batch`): two transactions locking several runs never deadlock.
             ordered = (
-                select(runs.c.id).where(*held).order_by(runs.c.id.collate("C")).with_for_update()
+                select(runs.c.id)
+                .where(*held)
+                .order_by(runs.c.id.collate("C"))
+                .with_for_update(key_share=True)
             )
             held = [runs.c.id.in_(ordered.scalar_subquery())]
         stmt = (
@@ -619,7 +627,8 @@ async def requeue_expired(db: Database) -> list[str]:
 
     def job(conn: Connection) -> list[str]:
         now = db.now()
-        # ix_runs_status_lease_expires_at: only running runs past their expiry. One statement
+        # ix_runs_status_created_at_id: the running runs (no more than the workers execute),
+        # those past their expiry. One statement
         # (PostgreSQL: over rows no other reaper or heartbeat holds), so two reapers neither
         # deadlock nor take a run twice.
         expired = select(runs.c.id).where(

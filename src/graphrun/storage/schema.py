@@ -86,8 +86,9 @@ runs = Table(
     Index(None, "created_at", "id"),
     Index(None, "status", "created_at", "id"),
     Index(None, "workflow", "status", "created_at", "id"),
-    # claims (oldest queued first) and the reaper (expired leases of running runs).
-    Index(None, "status", "lease_expires_at"),
+    # No index holds lease_expires_at (nor checkpoint_id, resume): heartbeats and checkpoints
+    # then update the row in place (HOT on PostgreSQL) instead of adding an entry to each
+    # index at every step. The reaper reads the running runs by (status, created_at, id).
     Index(None, "lease_owner"),
     # The timer loop: the earliest due time of a waiting run, and the runs due now.
     Index(None, "status", "wake_at"),

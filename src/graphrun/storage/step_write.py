@@ -21,13 +21,14 @@ if TYPE_CHECKING:
     from .checkpoints import Flush
     from .runs import Fence
 
-__all__ = ("STEP_SQL", "step_params")
+__all__ = ("STEP_SQL", "fits", "step_params")
 
 #: Timestamps are the database clock (``Database.now``), as everywhere.
 STEP_SQL = """
 WITH fence AS (
     UPDATE runs
-    SET resume = NULL,
+    SET lease_expires_at = extract(epoch FROM statement_timestamp())::float8 + %(ttl)s,
+        resume = NULL,
         checkpoint_id = coalesce(%(progress)s, runs.checkpoint_id)
     WHERE id = %(run_id)s AND lease_owner = %(owner)s AND lease_epoch = %(epoch)s
       AND status = 'running'
@@ -76,9 +77,20 @@ SELECT count(*) FROM fence
 """
 
 
+def fits(fence: Fence, taken: Flush, checkpoint: dict[str, Any]) -> bool:
+    """Whether `STEP_SQL` can write these rows: all of the run's own thread.
+
+    The executor makes the run's id its thread; a graph a node invokes with a thread of its
+    own (inheriting the execution) is written the general way.
+    """
+    rows = (*taken.checkpoints, *taken.writes, checkpoint)
+    return all(row["thread_id"] == fence.run_id for row in rows)
+
+
 def step_params(
     fence: Fence,
     *,
+    lease_ttl_s: float,
     progress: str | None,
     taken: Flush,
     checkpoint: dict[str, Any],
@@ -100,13 +112,11 @@ def step_params(
         if key not in folded or w["channel"] in WRITES_IDX_MAP:
             folded[key] = w
     writes = list(folded.values())
-    if any(row["thread_id"] != fence.run_id for row in (*saved, *writes)):
-        # The executor makes the run's id its thread: the statement writes under it.
-        raise ValueError(f"rows of another thread in run {fence.run_id}'s checkpoint")
     return {
         "run_id": fence.run_id,
         "owner": fence.owner,
         "epoch": fence.epoch,
+        "ttl": lease_ttl_s,
         "progress": progress,
         # JSON (blobs in base64) rather than arrays: the driver dumps a string in C, an
         # array element by element in Python, which cost more than the rest of the step.

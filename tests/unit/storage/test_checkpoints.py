@@ -27,7 +27,7 @@ async def execution_for(db: Database) -> checkpoints.Execution:
     await runs_store.insert(db, new_run())
     run = await claim_one(db)
     fence = runs_store.Fence(run_id=run.id, owner="w1", epoch=run.lease_epoch)
-    return checkpoints.Execution(fence=fence)
+    return checkpoints.Execution(fence=fence, lease_ttl_s=30)
 
 
 def config(execution: checkpoints.Execution, checkpoint_id: str | None = None) -> Any:
@@ -71,7 +71,8 @@ async def test_a_stale_lease_writes_no_checkpoint_and_no_writes(db: Database) ->
     stale = checkpoints.Execution(
         fence=runs_store.Fence(
             run_id=execution.fence.run_id, owner="w1", epoch=execution.fence.epoch - 1
-        )
+        ),
+        lease_ttl_s=30,
     )
     await saver.aput_writes(config(stale, "c"), [("x", 1)], "task-1")
     with pytest.raises(errors.LeaseLost):

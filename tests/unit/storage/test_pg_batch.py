@@ -84,7 +84,9 @@ async def test_a_step_of_a_lost_lease_writes_nothing_while_its_batch_mates_commi
         taken = checkpoints_store.Flush(
             run_id=fence.run_id, checkpoints=[], writes=[], events=[("node", {"node": "a"})]
         )
-        return step_write.step_params(fence, progress="c1", taken=taken, checkpoint=row)
+        return step_write.step_params(
+            fence, lease_ttl_s=30, progress="c1", taken=taken, checkpoint=row
+        )
 
     counts = await asyncio.gather(
         *(
