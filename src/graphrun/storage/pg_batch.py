@@ -2,7 +2,7 @@
 
 A worker executing hundreds of runs checkpoints each of their steps. Written one transaction
 each from a thread, a step costs a thread hop, several round trips and a WAL flush, and on a
-small machine that CPU is what limits throughput (bench/README). Here a step is one
+small machine that CPU is what limits throughput (README, the PostgreSQL benchmark). A step is one
 self-contained statement (`storage/step_write.py`) run on the event loop over psycopg's async
 driver: statements that arrive together are sent in one pipeline, inside one transaction,
 so they share a round trip and a commit, as the SQLite writer's batches do.
@@ -11,9 +11,9 @@ Each statement must be correct on its own inside any batch: it must not raise fo
 expected outcome (a lost lease makes it write nothing and say so), so that one step's
 outcome never rolls back another's. A statement error nonetheless (a bug, a constraint)
 rolls the batch back, and its statements run again one transaction each, so only the
-faulty one fails. A lost connection fails the whole batch: its outcome is unknown, and the
-callers treat it as a storage outage (the run goes back to the queue and continues from its
-last committed checkpoint, which the statements keep idempotent).
+faulty one fails. Once COMMIT is sent nothing runs again: a connection lost then fails the
+whole batch with its outcome unknown, and the callers treat it as a storage outage (the run
+goes back to the queue and continues from its last committed checkpoint).
 """
 
 from __future__ import annotations
