@@ -184,9 +184,7 @@ class Engine:
                 for loop in self._loops:
                     loop.start()
                 if db.dialect == "postgresql":
-                    self._listener = notify.Listener(
-                        db.libpq_dsn(), self._on_queued, self._wake_worker
-                    )
+                    self._listener = notify.Listener(db, self._on_queued, self._wake_worker)
                     self._listener.start()
         except BaseException:
             await self._db.close()

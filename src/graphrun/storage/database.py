@@ -233,7 +233,7 @@ class Database:
                     db.libpq_dsn(),
                     connections=max(1, pool_size // 4),
                     timeout_s=busy_timeout_s,
-                    connect_kwargs=db._pg_connect_args(),
+                    connect_kwargs=db.pg_connect_args(),
                     to_error=_storage_error,
                 )
                 await db._batcher.open()
@@ -256,7 +256,8 @@ class Database:
                 "postgresql://user@host/database."
             )
 
-    def _pg_connect_args(self) -> dict[str, Any]:
+    def pg_connect_args(self) -> dict[str, Any]:
+        """Connection settings (psycopg) every PostgreSQL connection of this process uses."""
         deadline_ms = self._busy_timeout_ms
         return {
             "connect_timeout": 10,
@@ -280,7 +281,7 @@ class Database:
             max_overflow=0,
             pool_pre_ping=True,
             pool_timeout=self._busy_timeout_ms / 1000,
-            connect_args=self._pg_connect_args(),
+            connect_args=self.pg_connect_args(),
         )
         self._writer_engine = self._reader_engine = engine
         self._readers = ThreadPoolExecutor(self._pool_size, thread_name_prefix="graphrun-db")

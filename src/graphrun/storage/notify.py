@@ -45,9 +45,10 @@ class Listener:
     """Listens for queued runs on PostgreSQL and calls ``on_queued(workflow)`` for each."""
 
     def __init__(
-        self, dsn: str, on_queued: Callable[[str], None], on_connected: Callable[[], None]
+        self, db: Database, on_queued: Callable[[str], None], on_connected: Callable[[], None]
     ) -> None:
-        self.dsn = dsn
+        #: Its connection has the settings of the database's others (deadlines, keepalives).
+        self.db = db
         self.on_queued = on_queued
         #: Called on every (re)connection: runs queued while nobody listened are looked for.
         self.on_connected = on_connected
@@ -73,15 +74,7 @@ class Listener:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.dsn,
-                    autocommit=True,
-                    connect_timeout=10,
-                    application_name="graphrun",
-                    # A connection dropped silently (no FIN) is noticed within a minute.
-                    keepalives=1,
-                    keepalives_idle=30,
-                    keepalives_interval=10,
-                    keepalives_count=3,
+                    self.db.libpq_dsn(), autocommit=True, **self.db.pg_connect_args()
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()
