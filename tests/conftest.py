@@ -106,13 +106,17 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def make_engine(db_url: str) -> EngineFactory:
+def make_engine(db_url: str, tmp_path: Path) -> EngineFactory:
     """Build an engine on the test database; apps by folder name under tests/apps."""
 
-    def factory(*apps: str | Path, **overrides: Any) -> Engine:
+    def factory(
+        *apps: str | Path, strict_apps: bool = True, drain: bool = False, **overrides: Any
+    ) -> Engine:
         paths = [a if isinstance(a, Path) else APPS / a for a in apps]
-        settings = Settings(database_url=db_url, **{**TEST_TIMINGS, **overrides})
-        return Engine(apps=paths, settings=settings)
+        settings = Settings(
+            database_url=db_url, home=tmp_path / "graphrun-home", **{**TEST_TIMINGS, **overrides}
+        )
+        return Engine(apps=paths, settings=settings, strict_apps=strict_apps, drain=drain)
 
     return factory
 

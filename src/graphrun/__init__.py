@@ -6,18 +6,24 @@ scale out. Start with `Engine`.
 
 from __future__ import annotations
 
+from graphrun.authoring import run_workflow, sleep, timeout, wait_for_input, wait_for_signal
 from graphrun.config import Settings
-from graphrun.engine import Engine, sleep, timeout, wait_for_input, wait_for_signal
+from graphrun.engine import Engine
 from graphrun.errors import (
     AppLoadError,
     CheckpointNotFound,
+    ChildWorkflowFailed,
     Conflict,
+    DefinitionChanged,
+    DefinitionError,
     GraphrunError,
     IdempotencyConflict,
+    InstallFailed,
     InvalidInput,
     LeaseLost,
     NodeTimeout,
     NotFound,
+    RequirementRejected,
     RunNotFound,
     ScheduleNotFound,
     SignalQueueFull,
@@ -43,15 +49,20 @@ from graphrun.storage.records import (
 __all__ = (
     "AppLoadError",
     "CheckpointNotFound",
+    "ChildWorkflowFailed",
     "Conflict",
+    "DefinitionChanged",
+    "DefinitionError",
     "Engine",
     "EventRecord",
     "GraphrunError",
     "IdempotencyConflict",
+    "InstallFailed",
     "InvalidInput",
     "LeaseLost",
     "NodeTimeout",
     "NotFound",
+    "RequirementRejected",
     "Run",
     "RunNotFound",
     "RunPage",
@@ -70,6 +81,7 @@ __all__ = (
     "ValidationFailed",
     "WaitingOn",
     "WorkflowNotFound",
+    "run_workflow",
     "sleep",
     "timeout",
     "wait_for_input",

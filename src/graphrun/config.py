@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 __all__ = ("DEFAULT_DATABASE_URL", "DEFAULT_MAX_BODY_BYTES", "Settings")
@@ -42,6 +43,12 @@ class Settings:
             signal is refused (``signal_queue_full``) rather than stored.
         pg_pool_size: PostgreSQL connections this process keeps for its transactions (a
             quarter as many more commit step batches, one more listens for wake-ups).
+        home: Where graphrun keeps files of its own: app environments (``envs/``) and the
+            unpacked files of app versions that unfinished runs need (``versions/``).
+        index_url: The one package index ``graphrun apps install`` installs from.
+        install_timeout_s: Longest one install step (venv, pip) may take.
+        allowed_packages: Package names apps may depend on (None: any on the index).
+        max_packages: Most dependencies one app may list.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -56,6 +63,11 @@ class Settings:
     stream_max_s: float = 300.0
     signal_queue_limit: int = 1000
     pg_pool_size: int = 8
+    home: Path = Path(".graphrun")
+    index_url: str = "https://pypi.org/simple"
+    install_timeout_s: float = 600.0
+    allowed_packages: frozenset[str] | None = None
+    max_packages: int = 50
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -76,6 +88,14 @@ class Settings:
         values: dict[str, object] = {}
         if url := env.get("GRAPHRUN_DATABASE_URL"):
             values["database_url"] = url
+        if home := env.get("GRAPHRUN_HOME"):
+            values["home"] = Path(home)
+        if index := env.get("GRAPHRUN_INDEX_URL"):
+            values["index_url"] = index
+        if allowed := env.get("GRAPHRUN_ALLOWED_PACKAGES"):
+            values["allowed_packages"] = frozenset(
+                n.strip() for n in allowed.split(",") if n.strip()
+            )
         if sync := env.get("GRAPHRUN_SQLITE_SYNCHRONOUS"):
             values["sqlite_synchronous"] = sync.lower()
         for name, key in (
@@ -87,9 +107,16 @@ class Settings:
             ("signal_queue_limit", "GRAPHRUN_SIGNAL_QUEUE_LIMIT"),
             ("pg_pool_size", "GRAPHRUN_PG_POOL_SIZE"),
             ("busy_timeout_s", "GRAPHRUN_BUSY_TIMEOUT"),
+            ("install_timeout_s", "GRAPHRUN_INSTALL_TIMEOUT"),
+            ("max_packages", "GRAPHRUN_MAX_PACKAGES"),
         ):
             if raw := env.get(key):
-                integral = name in ("concurrency", "signal_queue_limit", "pg_pool_size")
+                integral = name in (
+                    "concurrency",
+                    "signal_queue_limit",
+                    "pg_pool_size",
+                    "max_packages",
+                )
                 values[name] = int(raw) if integral else float(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)  # type: ignore[arg-type]

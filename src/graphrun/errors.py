@@ -16,10 +16,13 @@ Branches follow what a caller does about the error, and each class carries a sta
     │   ├── StaleInterrupt            resume names an interrupt the run no longer waits on
     │   ├── SignalQueueFull           the run's mailbox is at its cap
     │   ├── ScheduleExists            a schedule id is taken
-    │   └── LeaseLost                 a worker no longer owns the run it writes to
+    │   ├── LeaseLost                 a worker no longer owns the run it writes to
+    │   └── DefinitionChanged         the run's workflow version is not served any more
     ├── InvalidInput                  422: the request itself is wrong; nothing was written
     │   ├── ValidationFailed          input, resume value or name fails its schema
     │   ├── ManifestError             a graphrun.toml is malformed (also a ValueError)
+    │   ├── DefinitionError           a declarative workflow file is wrong, every problem listed
+    │   ├── RequirementRejected       an app's dependency specs break the install rules
     │   ├── MalformedBody             400: the body is not UTF-8 JSON at all
     │   ├── BodyTooLarge              413: the body exceeds the server's limit
     │   └── UnsupportedMediaType      415: the body is not application/json
@@ -27,7 +30,9 @@ Branches follow what a caller does about the error, and each class carries a sta
     │   ├── Unauthenticated           401: no valid API key
     │   └── PermissionDenied          403: the key lacks the scope
     ├── AppLoadError                  an app's code failed to import (also an ImportError)
+    ├── InstallFailed                 building an app's environment failed (the log says why)
     ├── SignalTimeout                 inside a node: wait_for_signal timed out (a TimeoutError)
+    ├── ChildWorkflowFailed           inside a node: the run_workflow child failed or was cancelled
     ├── NodeTimeout                   inside a node: it ran past its timeout (a TimeoutError)
     ├── SerializationError            a step produced state that cannot be stored
     └── StorageError                  503: the database failed; retry later
@@ -50,10 +55,14 @@ __all__ = (
     "AuthError",
     "BodyTooLarge",
     "CheckpointNotFound",
+    "ChildWorkflowFailed",
     "Conflict",
     "DatabaseUnavailable",
+    "DefinitionChanged",
+    "DefinitionError",
     "GraphrunError",
     "IdempotencyConflict",
+    "InstallFailed",
     "InvalidInput",
     "LeaseLost",
     "MalformedBody",
@@ -62,6 +71,7 @@ __all__ = (
     "NodeTimeout",
     "NotFound",
     "PermissionDenied",
+    "RequirementRejected",
     "RunNotFound",
     "ScheduleExists",
     "ScheduleNotFound",
@@ -252,6 +262,33 @@ class LeaseLost(Conflict):
         self.epoch = epoch
 
 
+class DefinitionChanged(Conflict):
+    """The run was started on a workflow version that no worker here can run any more.
+
+    A run never silently follows a changed graph: it stays as it is. graphrun keeps every
+    version whose files it stored; this one's were never stored (a run from before graphrun
+    kept versions, or the database lost them), so only a worker on the old app folder can
+    execute it.
+    """
+
+    code = "definition_changed"
+
+    def __init__(self, run_id: str, workflow: str, version: str, available: list[str]) -> None:
+        listed = ", ".join(available) or "none"
+        super().__init__(
+            f"Run {run_id} was started on version {version} of {workflow!r}, which is not "
+            f"available here (available: {listed}): it would continue on a changed graph. Run "
+            "a worker on the old app folder for it, or start a new run.",
+            run_id=run_id,
+            workflow=workflow,
+            version=version,
+            available=available,
+        )
+        self.run_id = run_id
+        self.workflow = workflow
+        self.version = version
+
+
 class InvalidInput(GraphrunError):
     """The request is invalid; nothing was changed."""
 
@@ -286,6 +323,40 @@ class ManifestError(InvalidInput, ValueError):
     """An app manifest (graphrun.toml) is invalid."""
 
     code = "invalid_manifest"
+
+
+class DefinitionError(InvalidInput, ValueError):
+    """A declarative workflow file is invalid.
+
+    Attributes:
+        problems: Every problem found, in file order: ``{"file", "line", "message"}``.
+    """
+
+    code = "invalid_workflow_definition"
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        listed = "\n".join(f"  {p['file']}:{p['line']}: {p['message']}" for p in problems)
+        count = len(problems)
+        super().__init__(
+            f"{count} problem{'s' if count != 1 else ''} in a workflow definition:\n{listed}",
+            problems=problems,
+        )
+        self.problems = problems
+
+
+class RequirementRejected(InvalidInput, ValueError):
+    """An app's dependency specs break the install rules; nothing was installed.
+
+    Attributes:
+        problems: One entry per rejected spec: ``{"spec", "message"}``.
+    """
+
+    code = "requirement_rejected"
+
+    def __init__(self, app: str, problems: list[dict[str, str]]) -> None:
+        listed = "; ".join(f"{p['spec']!r}: {p['message']}" for p in problems)
+        super().__init__(f"App {app!r} dependencies rejected: {listed}", app=app, problems=problems)
+        self.problems = problems
 
 
 class MalformedBody(InvalidInput):
@@ -347,6 +418,45 @@ class AppLoadError(GraphrunError, ImportError):
         super().__init__(f"App {app!r}{where} failed to load: {cause}", app=app, module=module)
         self.app = app
         self.module = module
+
+
+class InstallFailed(GraphrunError):
+    """Building an app's environment failed; the app's previous environment stays in place."""
+
+    code = "install_failed"
+    http_status = 422
+
+    def __init__(self, app: str, reason: str, log: str = "") -> None:
+        super().__init__(f"Installing app {app!r} failed: {reason}", app=app, log=log[-4000:])
+        self.app = app
+        self.log = log
+
+
+class ChildWorkflowFailed(GraphrunError):
+    """Raised inside a node by `run_workflow` when the child run did not complete.
+
+    Attributes:
+        run_id: The child run.
+        status: How it ended: ``failed`` or ``cancelled``.
+        error: The child's error (type, message, node) when it failed.
+    """
+
+    code = "child_workflow_failed"
+
+    def __init__(
+        self, workflow: str, run_id: str, status: str, error: dict[str, Any] | None
+    ) -> None:
+        why = f": {error.get('type')}: {error.get('message')}" if error else ""
+        super().__init__(
+            f"Child run {run_id} of {workflow!r} ended {status}{why}",
+            workflow=workflow,
+            run_id=run_id,
+            status=status,
+            error=error,
+        )
+        self.run_id = run_id
+        self.status = status
+        self.error = error
 
 
 class SignalTimeout(GraphrunError, TimeoutError):

@@ -247,3 +247,56 @@ def test_schedules_through_the_cli(db_url: str) -> None:
     gone = graphrun(db_url, "schedules", "show", "nightly")
     assert gone.returncode == 1
     assert "schedule_not_found" in gone.stderr
+
+
+@pytest.mark.acceptance
+def test_apps_check_lists_every_problem_with_its_line_and_starts_nothing(
+    tmp_path: Path, db_url: str
+) -> None:
+    good = graphrun(db_url, "apps", "check", str(EXAMPLES / "orders"))
+    assert good.returncode == 0, good.stderr
+    assert "orders.returns  yaml" in good.stdout
+    app = tmp_path / "declared"
+    subprocess.run(["cp", "-r", str(APPS / "declared"), str(app)], check=True)
+    flow = app / "workflows" / "expense.yaml"
+    flow.write_text(
+        flow.read_text()
+        .replace("to: payment}", "to: paymnt}")
+        .replace("declared.steps:book", "declared.steps:boook")
+    )
+    bad = graphrun(db_url, "apps", "check", str(app), "--json")
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["code"] == "invalid_workflow_definition"
+    lines = {(p["line"], p["message"].split(":")[0]) for p in report["problems"]}
+    assert (51, "edge to unknown node 'paymnt'") in lines
+    assert (42, "function 'declared.steps") in lines
+    text = graphrun(db_url, "apps", "check", str(app))
+    assert "workflows/expense.yaml:51: edge to unknown node 'paymnt'" in text.stderr
+    if db_url.startswith("sqlite"):  # nothing started: not even the database was created
+        assert not Path(db_url.removeprefix("sqlite:///")).exists()
+
+
+@pytest.mark.acceptance
+def test_apps_list_and_a_refused_install_through_the_cli(tmp_path: Path, db_url: str) -> None:
+    app = str(EXAMPLES / "orders")
+    order = {"order_id": "L1", "items": [{"sku": "tea", "qty": 1, "price": 500.0}]}
+    started = graphrun(db_url, "run", "orders.fulfil", "--app", app, "--input", json.dumps(order))
+    assert started.returncode == 0, started.stderr
+    listed = json.loads(graphrun(db_url, "apps", "list", "--json").stdout)
+    (orders,) = listed["apps"]
+    assert (orders["name"], orders["status"]) == ("orders", "ok")
+    assert orders["versions"][0]["unfinished_runs"] == 1  # the order waits for approval
+    assert orders["versions"][0]["unfinished_by_workflow"] == {"orders.fulfil": 1}
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "graphrun.toml").write_text(
+        '[app]\nname = "bad"\ndependencies = ["requests>=2", "x @ file:///etc/passwd"]\n'
+        '[workflows]\nf = "bad.flows:f"\n'
+    )
+    refused = graphrun(db_url, "apps", "install", str(bad))
+    assert refused.returncode == 1
+    assert "requirement_rejected" in refused.stderr
+    assert "'requests>=2': must be pinned" in refused.stderr
+    assert "URLs, VCS and local paths" in refused.stderr

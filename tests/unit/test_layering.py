@@ -16,7 +16,7 @@ ALLOWED = {
     "api": {"api", "engine", "apps", "storage"},
     "cli": {"cli", "api", "engine", "apps", "storage"},
 }
-SHARED = {"errors", "types", "config", "validation", "ids"}
+SHARED = {"errors", "types", "config", "validation", "ids", "authoring"}
 
 
 def imports(path: Path) -> set[str]:

@@ -203,6 +203,9 @@ class RunOut(BaseModel):
     finished_at: datetime | None = None
     attempts: int
     forked_from: str | None = Field(default=None, description="The run this one was forked from.")
+    parent_id: str | None = Field(
+        default=None, description="The run whose workflow node started this one (a child run)."
+    )
 
 
 class RunPageOut(BaseModel):
@@ -269,6 +272,48 @@ class WorkflowOut(WorkflowSummaryOut):
 
     input_schema: dict[str, Any]
     graph: str = Field(description="The graph as a Mermaid flowchart.")
+
+
+class AppVersionOut(BaseModel):
+    """One stored version of an app."""
+
+    version: str
+    created_at: str
+    dependencies: list[str]
+    installed_at: str | None
+    lock: list[dict[str, Any]] | None
+    unfinished_runs: int
+    unfinished_by_workflow: dict[str, int]
+    current: bool
+
+
+class AppOut(BaseModel):
+    """An app: its last load (``ok`` or ``failed`` with why), and its versions."""
+
+    name: str
+    status: str
+    version: str | None
+    error: dict[str, Any] | None
+    updated_at: str | None
+    versions: list[AppVersionOut]
+
+
+class InstallIn(BaseModel):
+    """Install an app's dependencies: the app folder, as the server sees it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")
+
+
+class InstallOut(BaseModel):
+    """What an install did."""
+
+    app: str
+    version: str
+    environment: str
+    lock: list[dict[str, Any]]
+    reused: bool
 
 
 class ErrorOut(BaseModel):

@@ -1,8 +1,10 @@
 """Loading an app's code: import its workflows, fail loudly, never fall back.
 
 An app folder is the import root of its modules. Every failure raises `AppLoadError` naming
-the app, the module and the cause; a module name already imported from elsewhere is refused
-rather than silently reused.
+the app, the module and the cause (or `DefinitionError` for a YAML workflow, every problem
+with its line); a module name already imported from elsewhere is refused rather than
+silently reused. Each app gets its own `AppFunctions`: what its definitions name is looked
+up in that app only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import importlib
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +22,20 @@ from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, TypeAdapter
 
-from graphrun import errors
+from graphrun import errors, validation
 
-from .manifest import MANIFEST_NAME, AppManifest, WorkflowEntry, read_manifest
+from .declarative import read_definition
+from .manifest import AppManifest, WorkflowEntry, read_manifest
 
-__all__ = ("LoadedApp", "LoadedWorkflow", "load_app")
+__all__ = ("AppFunctions", "LoadedApp", "LoadedWorkflow", "app_files", "code_version", "load_app")
+
+#: Folders of an app that are not its definition: environments, caches, version control.
+SKIPPED_DIRS = frozenset(
+    {".venv", "venv", "__pycache__", ".git", ".hg", ".mypy_cache", ".ruff_cache"}
+)
+#: Files graphrun itself writes into an app folder it unpacked (`snapshots`).
+SKIPPED_FILES = frozenset({".graphrun-version"})
+MAX_APP_BYTES = 50_000_000  # what a definition version may hold
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,13 +46,17 @@ class LoadedWorkflow:
     name: str
     app: str
     builder: StateGraph[Any, Any, Any, Any]
-    #: Validates a run's input.
-    input_adapter: TypeAdapter[Any]
+    #: Validates a run's input; returns it normalized (raises `ValidationFailed`).
+    validate_input: Callable[[Any], Any]
     input_schema: dict[str, Any]
     #: The signals the workflow accepts: ``{name: JSON Schema}``.
     signals: dict[str, dict[str, Any]]
-    #: Content hash of the definition: the app's manifest and code plus the entry.
+    #: Content hash of the definition: the app's files plus the entry.
     version: str
+    #: The app's code version (`code_version`) this workflow version belongs to.
+    app_version: str
+    #: ``python`` (a StateGraph in code) or ``yaml``.
+    kind: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,17 +65,74 @@ class LoadedApp:
 
     manifest: AppManifest
     workflows: tuple[LoadedWorkflow, ...]
+    #: Content hash of every file of the app (`code_version`).
+    version: str
+    functions: AppFunctions
 
 
-def _code_hash(root: Path) -> str:
+class AppFunctions:
+    """The objects an app's definitions name (``module:attr``), looked up in that app only.
+
+    Each app has its own: two apps with a function of the same name never see each
+    other's, and two engines in one process keep separate ones.
+    """
+
+    def __init__(self, manifest: AppManifest) -> None:
+        self.manifest = manifest
+        self._found: dict[str, Any] = {}
+
+    def resolve(self, target: str) -> Any:
+        """The object ``module:attr`` names in this app.
+
+        Raises:
+            AppLoadError: The module fails to import, lies outside the app, or lacks ``attr``.
+        """
+        if target not in self._found:
+            self._found[target] = _import(self.manifest, target)
+        return self._found[target]
+
+    def __contains__(self, target: object) -> bool:
+        return target in self._found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._found))
+
+
+def app_files(root: Path) -> list[Path]:
+    """The files that make up an app's definition, sorted; environments and caches excluded."""
+    files = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part in SKIPPED_DIRS for part in relative.parts) or not path.is_file():
+            continue
+        if path.suffix in {".pyc", ".pyo"} or path.name in SKIPPED_FILES:
+            continue
+        files.append(path)
+    return files
+
+
+def code_version(root: Path) -> str:
+    """Content hash of an app folder: the same files give the same version anywhere.
+
+    Raises:
+        AppLoadError: A file resolves outside the app folder (a symlink escape), or the
+            app is larger than `MAX_APP_BYTES`.
+    """
     digest = hashlib.sha256()
-    files = [root / MANIFEST_NAME, *sorted(p for p in root.rglob("*.py") if ".venv" not in p.parts)]
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode())
+    total = 0
+    for path in app_files(root):
+        if not path.resolve().is_relative_to(root):
+            raise errors.AppLoadError(
+                root.name, None, f"{path.relative_to(root)} links outside the app folder"
+            )
+        data = path.read_bytes()
+        total += len(data)
+        if total > MAX_APP_BYTES:
+            raise errors.AppLoadError(root.name, None, f"larger than {MAX_APP_BYTES} bytes")
+        digest.update(path.relative_to(root).as_posix().encode())
         digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()[:32]
 
 
 def _import(manifest: AppManifest, target: str) -> Any:
@@ -96,9 +169,26 @@ def _import(manifest: AppManifest, target: str) -> Any:
         ) from exc
 
 
-def _load_workflow(manifest: AppManifest, entry: WorkflowEntry, code_hash: str) -> LoadedWorkflow:
-    name = f"{manifest.name}.{entry.name}"
-    builder = _import(manifest, entry.graph)
+def _schema_validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    def validate(value: Any) -> Any:
+        validation.validate_with_schema(value, schema, what="input")
+        return value
+
+    return validate
+
+
+def _adapter_validator(adapter: TypeAdapter[Any]) -> Callable[[Any], Any]:
+    def validate(value: Any) -> Any:
+        return validation.validate_with_adapter(value, adapter, what="input")
+
+    return validate
+
+
+def _code_first(
+    manifest: AppManifest, entry: WorkflowEntry, functions: AppFunctions
+) -> tuple[StateGraph[Any, Any, Any, Any], Callable[[Any], Any], dict[str, Any], dict[str, Any]]:
+    assert entry.graph is not None
+    builder = functions.resolve(entry.graph)
     if isinstance(builder, CompiledStateGraph):
         raise errors.AppLoadError(
             manifest.name,
@@ -112,7 +202,7 @@ def _load_workflow(manifest: AppManifest, entry: WorkflowEntry, code_hash: str) 
         )
     input_type: Any = builder.input_schema
     if entry.input is not None:
-        input_type = _import(manifest, entry.input)
+        input_type = functions.resolve(entry.input)
         if not (isinstance(input_type, type) and issubclass(input_type, BaseModel)):
             raise errors.AppLoadError(
                 manifest.name, entry.input, "input must name a pydantic model class"
@@ -127,23 +217,42 @@ def _load_workflow(manifest: AppManifest, entry: WorkflowEntry, code_hash: str) 
         if isinstance(declared, dict):
             signals[signal] = declared
             continue
-        model = _import(manifest, declared)
+        model = functions.resolve(declared)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise errors.AppLoadError(
                 manifest.name, declared, f"signal {signal!r} must name a pydantic model class"
             )
         signals[signal] = model.model_json_schema()
+    return builder, _adapter_validator(adapter), schema, signals
+
+
+def _load_workflow(
+    manifest: AppManifest, entry: WorkflowEntry, app_version: str, functions: AppFunctions
+) -> LoadedWorkflow:
+    if entry.definition is not None:
+        declared = read_definition(
+            manifest.root / entry.definition, entry.definition, functions.resolve
+        )
+        builder = declared.builder
+        validate: Callable[[Any], Any] = _schema_validator(declared.input_schema)
+        schema, signals, kind = declared.input_schema, declared.signals, "yaml"
+    else:
+        builder, validate, schema, signals = _code_first(manifest, entry, functions)
+        kind = "python"
     version = hashlib.sha256(
-        f"{code_hash}:{entry.name}:{entry.graph}:{entry.input}:{entry.signals!r}".encode()
+        f"{app_version}:{entry.name}:{entry.graph}:{entry.definition}:{entry.input}:"
+        f"{entry.signals!r}".encode()
     )
     return LoadedWorkflow(
-        name=name,
+        name=f"{manifest.name}.{entry.name}",
         app=manifest.name,
         builder=builder,
-        input_adapter=adapter,
+        validate_input=validate,
         input_schema=schema,
         signals=signals,
         version=version.hexdigest()[:32],
+        app_version=app_version,
+        kind=kind,
     )
 
 
@@ -153,9 +262,21 @@ def load_app(folder: str | Path) -> LoadedApp:
     Raises:
         AppNotFound: No such folder or manifest.
         ManifestError: The manifest is invalid.
+        RequirementRejected: A dependency spec breaks the install rules.
+        DefinitionError: A YAML workflow is invalid (every problem, with its line).
         AppLoadError: A module failed to import or does not define what the manifest says.
     """
     manifest = read_manifest(folder)
-    code_hash = _code_hash(manifest.root)
-    workflows = tuple(_load_workflow(manifest, e, code_hash) for e in manifest.workflows)
-    return LoadedApp(manifest=manifest, workflows=workflows)
+    version = code_version(manifest.root)
+    functions = AppFunctions(manifest)
+    workflows, problems = [], []
+    for entry in manifest.workflows:
+        try:
+            workflows.append(_load_workflow(manifest, entry, version, functions))
+        except errors.DefinitionError as exc:  # go on: report every file's problems at once
+            problems += exc.problems
+    if problems:
+        raise errors.DefinitionError(problems)
+    return LoadedApp(
+        manifest=manifest, workflows=tuple(workflows), version=version, functions=functions
+    )

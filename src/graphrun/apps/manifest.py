@@ -13,6 +13,8 @@ import jsonschema
 
 from graphrun import errors
 
+from .requirements import Pin, validate_requirements
+
 __all__ = ("MANIFEST_NAME", "AppManifest", "WorkflowEntry", "read_manifest")
 
 MANIFEST_NAME = "graphrun.toml"
@@ -20,7 +22,6 @@ NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 #: A signal's name: what `wait_for_signal(name)` and senders use.
 SIGNAL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 TARGET_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
-PIN_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?==[A-Za-z0-9.+!_-]+")
 
 #: Top-level module names an app may not take: they would shadow what graphrun runs on.
 RESERVED_MODULES = frozenset(
@@ -39,6 +40,13 @@ RESERVED_MODULES = frozenset(
         "rich",
         "ormsgpack",
         "psycopg",
+        "psycopg_pool",
+        "yaml",
+        "packaging",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "cronsim",
     }
 )
 
@@ -49,8 +57,10 @@ class WorkflowEntry:
 
     #: Workflow name within the app.
     name: str
-    #: ``module:attr`` of the LangGraph ``StateGraph`` builder.
-    graph: str
+    #: ``module:attr`` of the LangGraph ``StateGraph`` builder (code-first), or None.
+    graph: str | None = None
+    #: The declarative YAML file, relative to the app folder, or None.
+    definition: str | None = None
     #: ``module:attr`` of a pydantic model validating the input, if not the graph's own.
     input: str | None = None
     #: The signals the workflow accepts: name to a ``module:attr`` pydantic model, or to an
@@ -64,7 +74,10 @@ class AppManifest:
 
     name: str
     root: Path
+    #: The dependency specs as written.
     dependencies: tuple[str, ...]
+    #: The same, validated (`validate_requirements`).
+    pins: tuple[Pin, ...]
     workflows: tuple[WorkflowEntry, ...]
 
 
@@ -90,11 +103,7 @@ def _workflow(path: Path, name: str, value: Any) -> WorkflowEntry:
         raise _fail(path, f"workflow name {name!r} must match [a-z][a-z0-9_]{{0,62}}")
     if isinstance(value, str):
         if value.endswith((".yaml", ".yml")):
-            raise _fail(
-                path,
-                f"workflow {name!r}: declarative YAML workflows are not supported by this "
-                "version; point it at a StateGraph as 'module:attribute'",
-            )
+            return WorkflowEntry(name=name, definition=_inside(path, f"workflow {name!r}", value))
         return WorkflowEntry(name=name, graph=_check_target(path, f"workflow {name!r}", value))
     if isinstance(value, dict):
         unknown = set(value) - {"graph", "input", "signals"}
@@ -111,6 +120,19 @@ def _workflow(path: Path, name: str, value: Any) -> WorkflowEntry:
             signals=_signals(path, name, value.get("signals", {})),
         )
     raise _fail(path, f"workflow {name!r} must be a 'module:attr' string or a table")
+
+
+def _inside(path: Path, where: str, relative: str) -> str:
+    """``relative``, checked to name a file inside the app folder (no escape by ``..`` or links)."""
+    root = path.parent
+    if Path(relative).is_absolute() or "\\" in relative or ".." in Path(relative).parts:
+        raise _fail(path, f"{where}: {relative!r} must be a path inside the app folder")
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root):
+        raise _fail(path, f"{where}: {relative!r} resolves to {target}, outside the app folder")
+    if not target.is_file():
+        raise _fail(path, f"{where}: {relative!r} does not exist")
+    return relative
 
 
 def _signals(path: Path, workflow: str, value: Any) -> tuple[tuple[str, str | dict[str, Any]], ...]:
@@ -138,13 +160,17 @@ def read_manifest(folder: str | Path) -> AppManifest:
     Raises:
         AppNotFound: The folder or its graphrun.toml does not exist.
         ManifestError: The manifest is malformed; the message names the problem.
+        RequirementRejected: A dependency spec breaks the install rules.
     """
-    root = Path(folder).resolve()
-    path = root / MANIFEST_NAME
-    if not root.is_dir():
-        raise errors.AppNotFound(f"App folder {root} does not exist.", path=str(root))
-    if not path.is_file():
-        raise errors.AppNotFound(f"{root} has no {MANIFEST_NAME}.", path=str(root))
+    try:
+        root = Path(folder).resolve()
+        path = root / MANIFEST_NAME
+        if not root.is_dir():
+            raise errors.AppNotFound(f"App folder {root} does not exist.", path=str(root))
+        if not path.is_file():
+            raise errors.AppNotFound(f"{root} has no {MANIFEST_NAME}.", path=str(root))
+    except (OSError, ValueError) as exc:  # a name too long, a NUL, a loop of links
+        raise errors.AppNotFound(f"App folder {folder!s:.200} cannot be read: {exc}") from None
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -158,12 +184,13 @@ def read_manifest(folder: str | Path) -> AppManifest:
     name = app.get("name")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise _fail(path, f"[app] name must match [a-z][a-z0-9_]{{0,62}}, got {name!r}")
+    unknown = set(app) - {"name", "dependencies"}
+    if unknown:
+        raise _fail(path, f"[app] has unknown keys {sorted(unknown)}")
     deps = app.get("dependencies", [])
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+    if not isinstance(deps, list):
         raise _fail(path, "[app] dependencies must be a list of strings")
-    for dep in deps:
-        if not PIN_RE.fullmatch(dep):
-            raise _fail(path, f"dependency {dep!r} must be pinned exactly as name==version")
+    pins = validate_requirements(deps, app=name)
     workflows = data.get("workflows")
     if not isinstance(workflows, dict) or not workflows:
         raise _fail(path, "[workflows] must list at least one workflow")
@@ -171,5 +198,6 @@ def read_manifest(folder: str | Path) -> AppManifest:
         name=name,
         root=root,
         dependencies=tuple(deps),
+        pins=tuple(pins),
         workflows=tuple(_workflow(path, k, v) for k, v in workflows.items()),
     )

@@ -26,6 +26,7 @@ __all__ = (
     "DbOption",
     "JsonOption",
     "console",
+    "err_console",
     "exit_code",
     "follow",
     "make_engine",
@@ -68,10 +69,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def make_engine(db: str | None, apps: list[Path] | None, **overrides: Any) -> Engine:
+def make_engine(
+    db: str | None,
+    apps: list[Path] | None,
+    *,
+    strict_apps: bool = True,
+    drain: bool = False,
+    **overrides: Any,
+) -> Engine:
     """An engine from the environment, the ``--db`` option and app folders."""
     settings = Settings.from_env()
-    return Engine(database_url=db, apps=apps or [], settings=settings, **overrides)
+    return Engine(
+        database_url=db,
+        apps=apps or [],
+        settings=settings,
+        strict_apps=strict_apps,
+        drain=drain,
+        **overrides,
+    )
 
 
 def run_async(main: Callable[[], Coroutine[Any, Any, T]], *, threads: int = 32) -> T:

@@ -1,4 +1,4 @@
-"""The ``graphrun`` root command: run, worker, serve, runs, keys, db."""
+"""The ``graphrun`` root command: run, worker, serve, runs, apps, keys, schedules, db."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from graphrun import errors
 from graphrun.config import DEFAULT_MAX_BODY_BYTES
 from graphrun.engine.process import settle_after_startup
 
+from . import apps as apps_commands
 from . import db, keys, runs, schedules
 from ._common import (
     AppsOption,
     DbOption,
     JsonOption,
     console,
+    err_console,
     exit_code,
     follow,
     make_engine,
@@ -38,6 +40,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(apps_commands.app, name="apps")
 
 
 @app.command("run")
@@ -76,18 +79,28 @@ def worker_command(
         float,
         typer.Option(help="Seconds in-flight runs get to finish on SIGTERM.", min=0, max=3600),
     ] = 10.0,
+    drain: Annotated[
+        bool,
+        typer.Option(
+            "--drain",
+            help="Only finish runs started on these app versions; end when none is left to execute.",
+        ),
+    ] = False,
 ) -> None:
     """Execute queued runs of the given apps until SIGTERM or Ctrl-C.
 
     The first signal stops claiming and gives in-flight runs ``--grace`` seconds to finish;
     unfinished ones are released to the queue. A second signal releases them at once.
+    An app that fails to load is reported (and recorded as failed); the others serve.
     """
     if not apps:
         raise typer.BadParameter("give at least one --app", param_hint="--app")
 
     async def main() -> int:
         stop = asyncio.Event()
-        engine = make_engine(database, apps, concurrency=concurrency)
+        engine = make_engine(
+            database, apps, concurrency=concurrency, strict_apps=False, drain=drain
+        )
         loop = asyncio.get_running_loop()
 
         def on_signal() -> None:
@@ -99,11 +112,25 @@ def worker_command(
             loop.add_signal_handler(sig, on_signal)
         async with engine:
             settle_after_startup()
+            served = engine.registry.names() + [
+                f"{a} (own environment)" for a in engine.apps.isolated
+            ]
             console.print(
-                f"worker {engine.settings.worker_id} serving {', '.join(engine.registry.names())}",
+                f"worker {engine.settings.worker_id} serving {', '.join(served) or 'nothing'}",
                 highlight=False,
             )
-            await stop.wait()
+            for name, failure in engine.apps.failures.items():
+                err_console.print(
+                    f"[red]app {name} failed:[/] {failure['message']}", highlight=False
+                )
+            if drain:
+                drained = asyncio.create_task(engine.drained())
+                await asyncio.wait(
+                    [drained, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+                )
+                drained.cancel()
+            else:
+                await stop.wait()
             await engine.close(grace_s=grace)
         return 0
 
@@ -146,7 +173,7 @@ def serve_command(
         console.print(f"serving on http://{bound_host}:{bound_port} ({mode})", highlight=False)
 
     async def main() -> int:
-        engine = make_engine(database, apps, concurrency=concurrency)
+        engine = make_engine(database, apps, concurrency=concurrency, strict_apps=False)
         await serve(
             engine,
             host=host,

@@ -1,8 +1,7 @@
-"""Executing runs on LangGraph: the Engine facade, executor, worker and authoring helpers."""
+"""Executing runs on LangGraph: the Engine facade, executor, worker, timers and schedules."""
 
 from __future__ import annotations
 
-from .authoring import sleep, timeout, wait_for_input, wait_for_signal
 from .engine import Engine
 
-__all__ = ("Engine", "sleep", "timeout", "wait_for_input", "wait_for_signal")
+__all__ = ("Engine",)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from langgraph.errors import InvalidUpdateError
 
 from graphrun import errors, validation
-from graphrun.apps import AppRegistry, LoadedWorkflow, load_app
+from graphrun.apps import AppRegistry, LoadedWorkflow
 from graphrun.config import Settings
 from graphrun.ids import RunIdFactory
 from graphrun.storage import (
@@ -31,6 +31,7 @@ from graphrun.storage import (
     signals,
     timers,
 )
+from graphrun.storage import apps as apps_store
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import (
     CheckpointRecord,
@@ -45,6 +46,7 @@ from graphrun.storage.records import (
     WorkflowRecord,
 )
 
+from .app_host import AppHost, AppOverview, InstallResult
 from .due_loop import DueLoop
 from .executor import Executor, compile_graph, jsonable
 from .keys import ApiKeys
@@ -92,8 +94,13 @@ class Engine:
 
     Args:
         database_url: Overrides ``settings.database_url``.
-        apps: App folders to load; their workflows are executed by this engine's worker.
+        apps: App folders to load; their workflows are executed by this engine's worker
+            (an app with dependencies by a worker process on its own environment).
         settings: Full settings; by default read from ``GRAPHRUN_*`` variables.
+        strict_apps: Raise when an app fails to load (the default); otherwise record it
+            as failed, with its traceback, and serve the others (``graphrun serve``).
+        drain: Serve only runs already started on the loaded versions, publish nothing
+            and fire no schedules: a worker kept for an old version.
         **overrides: Individual `Settings` fields (``concurrency=10``, ``lease_ttl_s=5``...).
     """
 
@@ -103,6 +110,8 @@ class Engine:
         apps: Sequence[str | Path] = (),
         *,
         settings: Settings | None = None,
+        strict_apps: bool = True,
+        drain: bool = False,
         **overrides: Any,
     ) -> None:
         base = settings or Settings.from_env()
@@ -113,6 +122,8 @@ class Engine:
         )
         self._app_paths = [Path(p) for p in apps]
         self.registry = AppRegistry()
+        self.drain = drain
+        self.apps = AppHost(self.settings, self._app_paths, self.registry, strict=strict_apps)
         self.notifier = ChangeNotifier()
         self._ids = RunIdFactory()
         self._db: Database | None = None
@@ -139,12 +150,13 @@ class Engine:
         """Connect, migrate, load apps, publish their workflows and start the worker.
 
         Raises:
-            AppLoadError: An app failed to import (nothing is started).
+            AppLoadError: An app failed to import (nothing is started; with
+                ``strict_apps=False`` it is recorded as failed and the others serve).
             ManifestError: An app manifest is invalid.
+            DefinitionError: A declarative workflow is invalid.
             StorageError: The database cannot be used.
         """
-        for path in self._app_paths:
-            self.registry.add(await asyncio.to_thread(load_app, path))
+        await self.apps.load()
         self._db = await Database.open(
             self.settings.database_url,
             synchronous=self.settings.sqlite_synchronous,
@@ -155,20 +167,26 @@ class Engine:
             saver = checkpoints.GraphrunCheckpointer(self._db)
             self.checkpointer = saver
             self._graphs = {wf.name: compile_graph(wf.builder, saver) for wf in self.registry}
-            await catalog.publish(
-                self._db,
-                [
-                    catalog.Publication(
-                        name=wf.name,
-                        version=wf.version,
-                        app=wf.app,
-                        input_schema=wf.input_schema,
-                        graph=self._graphs[wf.name].get_graph().draw_mermaid(),
-                        signals=wf.signals,
-                    )
-                    for wf in self.registry
-                ],
-            )
+            if not self.drain:
+                await self.apps.record(self._db)
+                await catalog.publish(
+                    self._db,
+                    [
+                        catalog.Publication(
+                            name=wf.name,
+                            version=wf.version,
+                            app=wf.app,
+                            input_schema=wf.input_schema,
+                            graph=self._graphs[wf.name].get_graph().draw_mermaid(),
+                            signals=wf.signals,
+                            app_version=wf.app_version,
+                            kind=wf.kind,
+                        )
+                        for wf in self.registry
+                    ],
+                )
+            if self.settings.run_worker and not self.drain:
+                await self.apps.start(self._db, {wf.name: wf.version for wf in self.registry})
             if self.settings.run_worker and self._graphs:
                 db = self._db
                 timer_loop = DueLoop(
@@ -177,16 +195,25 @@ class Engine:
                 schedule_loop = DueLoop(
                     "schedules", self.settings, lambda: schedules.next_due(db), self._fire_schedules
                 )
-                executor = Executor(self._db, self.settings, self.notifier, timer_loop.nudge)
-                self._worker = Worker(self._db, self.settings, executor, self._graphs)
+                executor = Executor(
+                    self._db,
+                    self.settings,
+                    self.notifier,
+                    timer_loop.nudge,
+                    child_input=self._validated_input,
+                    on_queued=self._wake_worker,
+                )
+                versions = {wf.name: wf.version for wf in self.registry}
+                self._worker = Worker(self._db, self.settings, executor, self._graphs, versions)
                 await self._worker.start()
-                self._loops = [timer_loop, schedule_loop]
+                self._loops = [timer_loop] if self.drain else [timer_loop, schedule_loop]
                 for loop in self._loops:
                     loop.start()
                 if db.dialect == "postgresql":
                     self._listener = notify.Listener(db, self._on_queued, self._wake_worker)
                     self._listener.start()
         except BaseException:
+            await self.apps.close()
             await self._db.close()
             self._db = None
             raise
@@ -197,6 +224,7 @@ class Engine:
         Args:
             grace_s: How long in-flight runs may keep going before they are released.
         """
+        await self.apps.close(grace_s)
         await self._stop_loops()
         if self._worker is not None:
             await self._worker.stop(grace_s)
@@ -372,6 +400,7 @@ class Engine:
         )
         run, created = await self._claiming(
             workflow,
+            version,
             lambda claim_for: runs_store.insert(self.db, replace(new, claim_for=claim_for)),
             lambda r: r,
         )
@@ -388,7 +417,7 @@ class Engine:
         validation.check_json(input, what="input")
         loaded = self.registry.get(workflow)
         if loaded is not None:
-            normalized = validation.validate_with_adapter(input, loaded.input_adapter, what="input")
+            normalized = loaded.validate_input(input)
             return loaded.version, normalized
         record = await self._published(workflow)
         validation.validate_with_schema(input, record.input_schema, what="input")
@@ -559,6 +588,78 @@ class Engine:
             WorkflowNotFound: No worker published a workflow of this name.
         """
         return await self._published(name)
+
+    async def drained(self) -> None:
+        """Return once no run of the loaded versions is queued or running (checked twice).
+
+        A worker kept for an old version (``graphrun worker --drain``) ends then; the engine
+        that keeps it starts it again when one of its runs is queued.
+        """
+        versions = {wf.version for wf in self.registry}
+        quiet = 0
+        while quiet < 2:
+            await asyncio.sleep(self.apps.interval_s)
+            busy = [
+                u
+                for u in await apps_store.unfinished(self.db, self.registry.names())
+                if u.definition_version in versions
+                and (u.counts.get("queued", 0) or u.counts.get("running", 0))
+            ]
+            quiet = 0 if busy or (self._worker and self._worker.active_runs) else quiet + 1
+
+    async def install_app(self, path: str | Path) -> InstallResult:
+        """Validate an app's dependencies and build the environment its worker runs on.
+
+        Nothing is ever installed at run time: this is the one way an app's packages get
+        installed, by an operator (``graphrun apps install``, or admin scope over HTTP).
+        The lock (each package's version and sha256) is recorded in the database; a second
+        machine installing the same app version gets exactly those files.
+
+        Raises:
+            RequirementRejected: A dependency spec breaks the rules (no subprocess started).
+            InstallFailed: Building the environment failed; the previous one is untouched.
+        """
+        return await self.apps.install(self.db, Path(path))
+
+    async def app_overview(self) -> list[AppOverview]:
+        """Every app the database knows: its status, versions, and unfinished runs per version."""
+        statuses = {s.name: s for s in await apps_store.statuses(self.db)}
+        stored = await apps_store.versions(self.db)
+        unfinished = await apps_store.unfinished(self.db)
+        names = sorted({*statuses, *(v.app for v in stored)})
+        overview = []
+        for name in names:
+            status = statuses.get(name)
+            versions = []
+            for v in (v for v in stored if v.app == name):
+                runs_by_workflow = {
+                    u.workflow: u.total
+                    for u in unfinished
+                    if u.app == name and u.app_version == v.version
+                }
+                versions.append(
+                    {
+                        "version": v.version,
+                        "created_at": v.created_at.isoformat(),
+                        "dependencies": v.dependencies,
+                        "installed_at": v.installed_at.isoformat() if v.installed_at else None,
+                        "lock": v.lock,
+                        "unfinished_runs": sum(runs_by_workflow.values()),
+                        "unfinished_by_workflow": runs_by_workflow,
+                        "current": status is not None and status.version == v.version,
+                    }
+                )
+            overview.append(
+                AppOverview(
+                    name=name,
+                    status=status.status if status else "unknown",
+                    version=status.version if status else None,
+                    error=status.error if status else None,
+                    updated_at=status.updated_at if status else None,
+                    versions=versions,
+                )
+            )
+        return overview
 
     async def check_ready(self) -> None:
         """Raise unless the database answers and its schema is current.
@@ -764,6 +865,8 @@ class Engine:
             SignalQueueFull: The run's mailbox is at its limit; nothing was stored.
         """
         run = await self.get(run_id)
+        if run.status is RunStatus.WAITING:  # delivering would queue it on its version
+            await self._check_servable(run)
         declared = await self._declared_signals(run.workflow)
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none"
@@ -796,7 +899,7 @@ class Engine:
             )
             return sent, sent.delivered
 
-        sent, _ = await self._claiming(run.workflow, write, lambda s: s.run)
+        sent, _ = await self._claiming(run.workflow, run.definition_version, write, lambda s: s.run)
         self._changed(sent.run)
         return sent
 
@@ -876,6 +979,7 @@ class Engine:
             )
             run, _ = await self._claiming(
                 source.workflow,
+                source.definition_version,
                 lambda claim_for: runs_store.insert(self.db, replace(new, claim_for=claim_for)),
                 lambda r: r,
             )
@@ -912,6 +1016,7 @@ class Engine:
         extra_events: Collection[tuple[str, dict[str, Any]]] = (),
     ) -> Run:
         """Queue ``run`` again; a local worker with room claims it in the same transaction."""
+        await self._check_servable(run)
 
         async def write(claim_for: str | None) -> tuple[Run, bool]:
             changed = await runs_store.transition(
@@ -927,13 +1032,18 @@ class Engine:
             )
             return changed, True
 
-        changed, _ = await self._claiming(run.workflow, write, lambda r: r)
+        changed, _ = await self._claiming(run.workflow, run.definition_version, write, lambda r: r)
         self._changed(changed)
         return changed
+
+    async def _check_servable(self, run: Run) -> None:
+        loaded = self.registry.get(run.workflow)
+        await self.apps.check_servable(self.db, run, loaded.version if loaded else None)
 
     async def _claiming(
         self,
         workflow: str,
+        version: str,
         write: Callable[[str | None], Awaitable[tuple[T, bool]]],
         run_of: Callable[[T], Run],
     ) -> tuple[T, bool]:
@@ -945,7 +1055,7 @@ class Engine:
         regardless, and a claimed run nobody executes would sit until its lease expired.
         """
         worker = self._worker
-        local = worker is not None and worker.serves(workflow) and worker.reserve()
+        local = worker is not None and worker.serves(workflow, version) and worker.reserve()
         task = asyncio.ensure_future(write(self.settings.worker_id if local else None))
         if local and worker is not None:
 

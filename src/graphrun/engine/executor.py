@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from graphrun.storage import runs as runs_store
 from graphrun.storage.records import INTERRUPT_MARKER, Run, RunStatus, WaitingOn
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from langgraph.graph import StateGraph
     from langgraph.graph.state import CompiledStateGraph
@@ -115,6 +116,8 @@ class Outcome:
     cancel_wins: bool = False
     #: For ``wait``: what the run waits on (a signal already in its mailbox answers it).
     waits: tuple[WaitingOn, ...] = ()
+    #: For ``wait``: child runs to start in the same transaction (``run_workflow``).
+    children: tuple[runs_store.NewRun, ...] = ()
 
 
 _LEAVE_LEASE = {"lease_owner": None, "lease_expires_at": None}
@@ -138,12 +141,18 @@ class Executor:
         settings: Settings,
         notifier: ChangeNotifier,
         on_timer: Callable[[], None] | None = None,
+        child_input: Callable[[str, Any], Awaitable[tuple[str, Any]]] | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.notifier = notifier
         #: Called when a run starts waiting on a timer (the timer loop looks again).
         self.on_timer = on_timer
+        #: Validates a child run's input: ``(workflow, input) -> (version, input)``.
+        self.child_input = child_input
+        #: Called when child runs were queued (the worker looks for work).
+        self.on_queued = on_queued
         self._finishing: set[asyncio.Task[Run | None]] = set()
 
     async def execute(self, handle: Handle, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
@@ -259,7 +268,7 @@ class Executor:
                         execution.pending_events.append(("node", {"node": node}))
                 self.notifier.notify(run.id, progress_only=True)
             if interrupted:
-                return await self._waiting(graph, config)
+                return await self._waiting(run, graph, config)
             return _completed(values)
         except GraphDrained:
             # Paused at a step boundary: the step before is checkpointed, the next not begun.
@@ -365,6 +374,8 @@ class Executor:
             # and the events flushed next get ids after every committed change of the run.
             current = signals.lock_run(db, conn, run.id)
             checkpoints.flush(db, conn, taken)
+            for child in outcome.children:  # started with the wait, or found again
+                runs_store.insert_in(db, conn, child)
             cancelling = current is not None and current.cancel_requested
             delivered = (
                 [] if cancelling else signals.deliver_queued(db, conn, run.id, outcome.waits)
@@ -392,14 +403,36 @@ class Executor:
             )
 
         after = await db.write(job)
+        if outcome.children and self.on_queued is not None:
+            self.on_queued()
         wake_at = outcome.values.get("wake_at")
         if after.status is RunStatus.WAITING and wake_at is not None and self.on_timer:
             self.on_timer()
         return after
 
-    async def _waiting(self, graph: CompiledStateGraph[Any, Any, Any, Any], config: Any) -> Outcome:
+    async def _waiting(
+        self, run: Run, graph: CompiledStateGraph[Any, Any, Any, Any], config: Any
+    ) -> Outcome:
         state = await graph.aget_state(config)
-        waits = tuple(_waiting_on(i.id, i.value) for i in state.interrupts)
+        waits: list[WaitingOn] = []
+        children: list[runs_store.NewRun] = []
+        for interrupt in state.interrupts:
+            value = interrupt.value
+            if isinstance(value, dict) and value.get(INTERRUPT_MARKER) == "workflow":
+                child = await self._child(
+                    run, interrupt.id, value.get("workflow"), value.get("input")
+                )
+                children.append(child)
+                waits.append(
+                    WaitingOn(
+                        id=interrupt.id,
+                        kind="workflow",
+                        name=signals.CHILD_SIGNAL + child.id,
+                        prompt={"workflow": child.workflow, "run_id": child.id},
+                    )
+                )
+            else:
+                waits.append(_waiting_on(interrupt.id, value))
         due = [w.wake_at.timestamp() for w in waits if w.wake_at is not None]
         return Outcome(
             "wait",
@@ -410,7 +443,25 @@ class Executor:
                 "wake_at": min(due) if due else None,
             },
             cancel_wins=True,
-            waits=waits,
+            waits=tuple(waits),
+            children=tuple(children),
+        )
+
+    async def _child(
+        self, parent: Run, interrupt_id: str, workflow: Any, input: Any
+    ) -> runs_store.NewRun:
+        """The child run a ``run_workflow`` call starts: the same one every time it is reached."""
+        if self.child_input is None or not isinstance(workflow, str):
+            raise errors.WorkflowNotFound(str(workflow), [])
+        version, normalized = await self.child_input(workflow, input)
+        return runs_store.NewRun(
+            id=str(uuid.uuid5(uuid.UUID(parent.id), interrupt_id)),
+            workflow=workflow,
+            definition_version=version,
+            input=normalized,
+            input_hash=validation.canonical_hash(normalized),
+            idempotency_key=f"graphrun.child:{parent.id}:{interrupt_id}",
+            parent_id=parent.id,
         )
 
     async def _failed(

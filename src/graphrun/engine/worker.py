@@ -49,11 +49,14 @@ class Worker:
         settings: Settings,
         executor: Executor,
         graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]],
+        versions: dict[str, str],
     ) -> None:
         self.db = db
         self.settings = settings
         self.executor = executor
         self.graphs = graphs
+        #: Workflow name to the definition version this worker executes.
+        self.versions = versions
         self._active: dict[str, Handle] = {}
         self._reserved = 0
         self._wakeup = asyncio.Event()
@@ -91,8 +94,10 @@ class Worker:
             self._heartbeat_loop(), name="graphrun-heartbeat"
         )
 
-    def serves(self, workflow: str) -> bool:
-        """Whether this worker executes runs of ``workflow``."""
+    def serves(self, workflow: str, version: str | None = None) -> bool:
+        """Whether this worker executes runs of ``workflow`` (started on ``version``)."""
+        if version is not None and self.versions.get(workflow) != version:
+            return False
         return workflow in self.graphs and not self._stopping
 
     def reserve(self) -> bool:
@@ -188,6 +193,7 @@ class Worker:
                         workflows=list(self.graphs),
                         limit=want,
                         lease_ttl_s=self.settings.lease_ttl_s,
+                        versions=list(self.versions.values()),
                     )
                     backoff = 0.0
                 except Exception as exc:  # the worker outlives any one failed claim

@@ -29,6 +29,10 @@ class Publication:
     input_schema: dict[str, Any]
     graph: str
     signals: dict[str, Any]
+    #: The app version (content hash of the app's files) it belongs to.
+    app_version: str | None = None
+    #: ``python`` or ``yaml``.
+    kind: str | None = None
 
 
 async def publish(db: Database, items: Collection[Publication]) -> None:
@@ -41,7 +45,12 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[workflows.c.name, workflows.c.version],
-                set_={"published_at": stmt.excluded.published_at, "signals": stmt.excluded.signals},
+                set_={
+                    "published_at": stmt.excluded.published_at,
+                    "signals": stmt.excluded.signals,
+                    "app_version": stmt.excluded.app_version,
+                    "kind": stmt.excluded.kind,
+                },
             ),
             [
                 {
@@ -51,6 +60,8 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
                     "input_schema": p.input_schema,
                     "graph": p.graph,
                     "signals": p.signals,
+                    "app_version": p.app_version,
+                    "kind": p.kind,
                 }
                 # In name order: processes publishing together lock the rows in one order.
                 for p in sorted(items, key=lambda p: (p.name, p.version))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from graphrun.types import INTERRUPT_MARKER
+
 __all__ = (
     "INTERRUPT_MARKER",
     "EventRecord",
@@ -20,11 +22,6 @@ __all__ = (
     "WaitingOn",
     "WorkflowRecord",
 )
-
-
-#: Key marking a value as graphrun's own: the interrupts its authoring helpers raise, and the
-#: resume values the engine hands back to them (a signal, a timer, a timeout).
-INTERRUPT_MARKER = "__graphrun__"
 
 
 class RunStatus(enum.StrEnum):
@@ -130,6 +127,8 @@ class Run:
     pause_requested: bool = False
     #: The run this one was forked from.
     forked_from: str | None = None
+    #: The run whose ``workflow`` node started this one (it is told when this run ends).
+    parent_id: str | None = None
     checkpoint_id: str | None = None
     #: How many times a worker claimed the run.
     attempts: int = 0
@@ -161,6 +160,7 @@ class Run:
             cancel_requested=bool(row["cancel_requested"]),
             pause_requested=bool(row["pause_requested"]),
             forked_from=row["forked_from"],
+            parent_id=row.get("parent_id"),
             checkpoint_id=row["checkpoint_id"],
             attempts=row["attempts"],
             input_hash=row["input_hash"],
@@ -185,6 +185,7 @@ class Run:
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "attempts": self.attempts,
             "forked_from": self.forked_from,
+            "parent_id": self.parent_id,
         }
 
 
@@ -230,6 +231,10 @@ class WorkflowRecord:
     published_at: datetime
     #: The signals the workflow accepts: ``{name: JSON Schema}``.
     signals: dict[str, Any] = field(default_factory=dict)
+    #: The app version it belongs to (None when published by a graphrun before versions).
+    app_version: str | None = None
+    #: ``python`` (a StateGraph in code) or ``yaml``.
+    kind: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> WorkflowRecord:
@@ -242,6 +247,8 @@ class WorkflowRecord:
             graph=row["graph"],
             published_at=_time(row["published_at"]),  # type: ignore[arg-type]
             signals=row["signals"] or {},
+            app_version=row.get("app_version"),
+            kind=row.get("kind"),
         )
 
 

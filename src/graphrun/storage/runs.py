@@ -75,6 +75,8 @@ class NewRun:
     checkpoint_id: str | None = None
     #: For a fork: the run it was forked from.
     forked_from: str | None = None
+    #: For a child run: the run that started it (told when it ends).
+    parent_id: str | None = None
 
 
 async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
@@ -108,6 +110,7 @@ def insert_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
             "idempotency_key",
             "checkpoint_id",
             "forked_from",
+            "parent_id",
         )
         values: dict[str, Any] = {c: bindparam(c, type_=runs.c[c].type) for c in columns}
         values |= {"status": RunStatus.QUEUED.value, "created_at": now, "updated_at": now}
@@ -135,6 +138,7 @@ def insert_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
         "idempotency_key": new.idempotency_key,
         "checkpoint_id": new.checkpoint_id,
         "forked_from": new.forked_from,
+        "parent_id": new.parent_id,
         "lease_owner": new.claim_for,
         "ttl": new.lease_ttl_s,
     }
@@ -344,6 +348,10 @@ def transition_in(
     if row is None:
         _explain_conflict(conn, run_id, action, seen_version, fence)
     run = Run.from_row(row)
+    if run.parent_id is not None and run.status.terminal:
+        from .signals import tell_parent  # signals builds on this module
+
+        tell_parent(db, conn, run)
     if before is not None:
         # After the update, which holds the row lock: whatever `before` appends to the run's
         # events gets its ids after every other change of this run already committed
@@ -498,10 +506,20 @@ def fence_checkpoint(
 
 
 async def claim(
-    db: Database, *, owner: str, workflows: Collection[str], limit: int, lease_ttl_s: float
+    db: Database,
+    *,
+    owner: str,
+    workflows: Collection[str],
+    limit: int,
+    lease_ttl_s: float,
+    versions: Collection[str] | None = None,
 ) -> list[Run]:
-    """Claim up to ``limit`` queued runs of ``workflows``, oldest first, under a new lease epoch."""
-    if limit <= 0 or not workflows:
+    """Claim up to ``limit`` queued runs of ``workflows``, oldest first, under a new lease epoch.
+
+    With ``versions``, only runs started on one of those definition versions: a worker
+    never executes a run on a graph other than the one it started on.
+    """
+    if limit <= 0 or not workflows or (versions is not None and not versions):
         return []
 
     def job(conn: Connection) -> list[Run]:
@@ -514,6 +532,8 @@ async def claim(
             .order_by(runs.c.created_at, runs.c.id)
             .limit(limit)
         )
+        if versions is not None:
+            candidates = candidates.where(runs.c.definition_version.in_(list(versions)))
         if db.dialect == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         stmt = (

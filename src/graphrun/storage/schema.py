@@ -25,6 +25,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = (
     "api_keys",
+    "app_versions",
+    "apps",
     "checkpoint_writes",
     "checkpoints",
     "metadata",
@@ -79,6 +81,8 @@ runs = Table(
     Column("pause_requested", Boolean, nullable=False, server_default="0"),
     # The run this one was forked from, if any.
     Column("forked_from", String(36), nullable=True),
+    # A child workflow's parent run: told (a signal) when this run ends.
+    Column("parent_id", String(36), nullable=True),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
     Column("finished_at", Double, nullable=True),
@@ -128,6 +132,37 @@ workflows = Table(
     Column("published_at", Double, nullable=False),
     # The signals the workflow accepts: {name: JSON Schema}.
     Column("signals", JSONType, nullable=True),
+    # The app version (content hash of its files) this workflow version belongs to.
+    Column("app_version", String(64), nullable=True),
+    # "python" (a StateGraph in code) or "yaml".
+    Column("kind", String(16), nullable=True),
+)
+
+app_versions = Table(
+    "app_versions",
+    metadata,
+    Column("app", String(63), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    # The app folder's files, zipped: what a worker serves the version from after a change.
+    Column("files", LargeBinary, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("dependencies", JSONType, nullable=False),
+    # Once installed: [{"name", "version", "sha256"}] of every package in its environment.
+    Column("lock", JSONType, nullable=True),
+    Column("install_log", Text, nullable=True),
+    Column("installed_at", Double, nullable=True),
+    Column("created_at", Double, nullable=False),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("version", String(64), nullable=True),
+    # "ok" or "failed" (error: type, message, traceback), as the last process loading it saw.
+    Column("status", String(16), nullable=False),
+    Column("error", JSONType, nullable=True),
+    Column("updated_at", Double, nullable=False),
 )
 
 signals = Table(

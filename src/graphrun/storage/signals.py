@@ -11,6 +11,7 @@ orders them anyway.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,8 +56,14 @@ def lock_run(db: Database, conn: Connection, run_id: str) -> Run | None:
     return None if row is None else Run.from_row(row)
 
 
+#: Waits a signal answers: ``wait_for_signal``, and a child run's end (``run_workflow``).
+SIGNAL_KINDS = ("signal", "workflow")
+#: The signal a child run sends its parent when it ends: this prefix and the child's id.
+CHILD_SIGNAL = "graphrun.child."
+
+
 def _signal_waits(run: Run) -> list[WaitingOn]:
-    return [w for w in run.waiting_for if w.kind == "signal"]
+    return [w for w in run.waiting_for if w.kind in SIGNAL_KINDS]
 
 
 def _resume_value(payload: Any) -> dict[str, Any]:
@@ -92,43 +99,89 @@ async def send(
         TransitionConflict: The run has ended.
         SignalQueueFull: The mailbox is full.
     """
-
-    def job(conn: Connection) -> SignalSent:
-        run = lock_run(db, conn, run_id)
-        if run is None:
-            raise errors.RunNotFound(run_id)
-        if run.status.terminal:
-            raise errors.TransitionConflict(run_id, "signal", run.status.value)
-        waiting = run.status is RunStatus.WAITING
-        wait = next((w for w in _signal_waits(run) if w.name == name and waiting), None)
-        if wait is None:  # it would stay in the mailbox: is there room?
-            queued = conn.execute(
-                select(func.count())
-                .select_from(signals)
-                .where(signals.c.run_id == run_id, signals.c.consumed_at.is_(None))
-            ).scalar_one()
-            if queued >= max_queued:
-                raise errors.SignalQueueFull(run_id, max_queued)
-        if wait is not None and check is not None:
-            check(wait, payload)
-        row = (
-            conn.execute(
-                insert(signals)
-                .values(run_id=run_id, name=name, payload=payload, created_at=db.now())
-                .returning(signals)
-            )
-            .mappings()
-            .one()
+    return await db.write(
+        lambda conn: send_in(
+            db,
+            conn,
+            run_id,
+            name,
+            payload,
+            max_queued=max_queued,
+            check=check,
+            claim_for=claim_for,
+            lease_ttl_s=lease_ttl_s,
         )
-        if wait is None:
-            queued_event = {"name": name, "signal_id": row["id"]}
-            events.append(db, conn, [(run_id, "signal_queued", queued_event)])
-            return SignalSent(signal=SignalRecord.from_row(row), run=run, delivered=False)
-        consumed = _consume(db, conn, [(row["id"], wait.id)])
-        changed = _queue_with(db, conn, run, {wait.id: row}, claim_for, lease_ttl_s)
-        return SignalSent(signal=SignalRecord.from_row(consumed[0]), run=changed, delivered=True)
+    )
 
-    return await db.write(job)
+
+def send_in(
+    db: Database,
+    conn: Connection,
+    run_id: str,
+    name: str,
+    payload: Any,
+    *,
+    max_queued: int,
+    check: Callable[[WaitingOn, Any], None] | None = None,
+    claim_for: str | None = None,
+    lease_ttl_s: float = 0.0,
+) -> SignalSent:
+    """`send` inside a write transaction the caller already holds."""
+    run = lock_run(db, conn, run_id)
+    if run is None:
+        raise errors.RunNotFound(run_id)
+    if run.status.terminal:
+        raise errors.TransitionConflict(run_id, "signal", run.status.value)
+    waiting = run.status is RunStatus.WAITING
+    wait = next((w for w in _signal_waits(run) if w.name == name and waiting), None)
+    if wait is None:  # it would stay in the mailbox: is there room?
+        queued = conn.execute(
+            select(func.count())
+            .select_from(signals)
+            .where(signals.c.run_id == run_id, signals.c.consumed_at.is_(None))
+        ).scalar_one()
+        if queued >= max_queued:
+            raise errors.SignalQueueFull(run_id, max_queued)
+    if wait is not None and check is not None:
+        check(wait, payload)
+    row = (
+        conn.execute(
+            insert(signals)
+            .values(run_id=run_id, name=name, payload=payload, created_at=db.now())
+            .returning(signals)
+        )
+        .mappings()
+        .one()
+    )
+    if wait is None:
+        queued_event = {"name": name, "signal_id": row["id"]}
+        events.append(db, conn, [(run_id, "signal_queued", queued_event)])
+        return SignalSent(signal=SignalRecord.from_row(row), run=run, delivered=False)
+    consumed = _consume(db, conn, [(row["id"], wait.id)])
+    changed = _queue_with(db, conn, run, {wait.id: row}, claim_for, lease_ttl_s)
+    return SignalSent(signal=SignalRecord.from_row(consumed[0]), run=changed, delivered=True)
+
+
+def tell_parent(db: Database, conn: Connection, child: Run) -> None:
+    """In the transaction that ends a child run: signal its parent how it ended.
+
+    The parent's ``run_workflow`` wait takes the signal (at once if it waits, else from
+    its mailbox), so the parent continues exactly once, whatever the order of events. A
+    parent that ended meanwhile is left alone.
+    """
+    if child.parent_id is None:
+        return
+    payload = {
+        "run_id": child.id,
+        "workflow": child.workflow,
+        "status": child.status.value,
+        "output": child.output if child.status is RunStatus.COMPLETED else None,
+        "error": None
+        if child.error is None
+        else {k: child.error.get(k) for k in ("type", "message", "node")},
+    }
+    with contextlib.suppress(errors.RunNotFound, errors.TransitionConflict):
+        send_in(db, conn, child.parent_id, CHILD_SIGNAL + child.id, payload, max_queued=2**31)
 
 
 def _consume(
@@ -188,7 +241,7 @@ def deliver_queued(
     Returns:
         The waits answered now, with their resume values; empty if none.
     """
-    wanted = [w for w in waits if w.kind == "signal" and w.name is not None]
+    wanted = [w for w in waits if w.kind in SIGNAL_KINDS and w.name is not None]
     if not wanted:
         return []
     names = sorted({w.name for w in wanted if w.name is not None})

@@ -11,7 +11,8 @@ from tests.conftest import APPS, EXAMPLES
 
 def test_load_app_imports_workflows_with_schema_and_version() -> None:
     app = load_app(EXAMPLES / "orders")
-    (workflow,) = app.workflows
+    workflow, returns = app.workflows
+    assert (workflow.kind, returns.kind) == ("python", "yaml")
     assert workflow.name == "orders.fulfil"
     assert workflow.input_schema["required"] == ["order_id", "items"]
     assert len(workflow.version) == 32
@@ -71,3 +72,26 @@ def test_a_signal_naming_something_else_than_a_model_is_refused(tmp_path: Path) 
     )
     with pytest.raises(errors.AppLoadError, match="must name a pydantic model"):
         load_app(tmp_path)
+
+
+def _app_with_step(root: Path, name: str, value: str) -> Path:
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    (root / name / "steps.py").write_text(f"def work(state):\n    return {{'by': {value!r}}}\n")
+    (root / "flow.yaml").write_text(
+        f"state: {{by: {{}}}}\nstart: w\nnodes:\n  w: {{kind: python, function: '{name}.steps:work'}}\n"
+    )
+    (root / "graphrun.toml").write_text(f'[app]\nname = "{name}"\n[workflows]\nf = "flow.yaml"\n')
+    return root
+
+
+def test_each_app_has_its_own_registry_of_functions(tmp_path: Path) -> None:
+    alpha = load_app(_app_with_step(tmp_path / "a", "alpha_reg", "alpha"))
+    beta = load_app(_app_with_step(tmp_path / "b", "beta_reg", "beta"))
+    assert list(alpha.functions) == ["alpha_reg.steps:work"]
+    assert list(beta.functions) == ["beta_reg.steps:work"]
+    assert alpha.functions.resolve("alpha_reg.steps:work")({}) == {"by": "alpha"}
+    assert beta.functions.resolve("beta_reg.steps:work")({}) == {"by": "beta"}
+    # an app cannot name another app's module: it is imported from outside its folder
+    with pytest.raises(errors.AppLoadError, match="already imported"):
+        beta.functions.resolve("alpha_reg.steps:work")

@@ -39,12 +39,10 @@ def test_manifest_reads_string_and_table_workflows(tmp_path: Path) -> None:
         ('[app]\nname = "shop"\n[workflows]\na = "m"\n', "module.path:attribute"),
         ('[app]\nname = "shop"\n[workflows]\na = "json:loads"\n', "shadow"),
         ('[app]\nname = "shop"\n[workflows]\na = "langgraph.graph:x"\n', "shadow"),
-        ('[app]\nname = "shop"\ndependencies = ["requests"]\n[workflows]\na = "m:a"\n', "pinned"),
-        (
-            '[app]\nname = "shop"\ndependencies = ["x @ file:///etc/passwd"]\n[workflows]\na = "m:a"\n',
-            "pinned",
-        ),
-        ('[app]\nname = "shop"\n[workflows]\na = "flows/a.yaml"\n', "YAML"),
+        ('[app]\nname = "shop"\n[workflows]\na = "flows/a.yaml"\n', "does not exist"),
+        ('[app]\nname = "shop"\n[workflows]\na = "../a.yaml"\n', "inside the app folder"),
+        ('[app]\nname = "shop"\n[workflows]\na = "/etc/a.yaml"\n', "inside the app folder"),
+        ('[app]\nname = "shop"\nversion = 2\n[workflows]\na = "m:a"\n', "unknown keys"),
         ("[app\n", "not valid TOML"),
         ('[app]\nname = "shop"\n[workflows]\na = "m:a"\n[extra]\n', "unknown sections"),
     ],
@@ -94,3 +92,25 @@ def test_manifest_rejects_bad_signal_declarations(tmp_path: Path, signals: str, 
     text = f'[app]\nname = "shop"\n[workflows.a]\ngraph = "shop.flows:a"\nsignals = {signals}\n'
     with pytest.raises(errors.ManifestError, match=match):
         read_manifest(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "spec", ["requests", "x @ file:///etc/passwd", "--index-url=https://evil.example/simple"]
+)
+def test_manifest_refuses_dependencies_that_break_the_install_rules(
+    tmp_path: Path, spec: str
+) -> None:
+    text = f'[app]\nname = "shop"\ndependencies = [{spec!r}]\n[workflows]\na = "m:a"\n'
+    with pytest.raises(errors.RequirementRejected) as info:
+        read_manifest(write(tmp_path, text.replace("'", '"')))
+    assert [p["spec"] for p in info.value.problems] == [spec]
+
+
+def test_a_yaml_workflow_linked_outside_the_app_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("start: a\n")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "flow.yaml").symlink_to(outside)
+    with pytest.raises(errors.ManifestError, match="outside the app folder"):
+        read_manifest(write(app, '[app]\nname = "shop"\n[workflows]\na = "flow.yaml"\n'))

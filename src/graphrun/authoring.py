@@ -24,10 +24,11 @@ from langgraph.types import interrupt
 from pydantic import BaseModel
 
 from graphrun import errors, validation
-from graphrun.storage.records import INTERRUPT_MARKER
+from graphrun.types import INTERRUPT_MARKER
 
 __all__ = (
     "INTERRUPT_MARKER",
+    "run_workflow",
     "sleep",
     "timeout",
     "wait_for_input",
@@ -115,6 +116,28 @@ def wait_for_signal(
         raise errors.SignalTimeout(name, timeout)
     payload = value.get("payload") if isinstance(value, dict) else value
     return _answer(payload, model, json_schema, "signal payload")
+
+
+def run_workflow(workflow: str, input: Any = None) -> Any:
+    """Start a child run of ``workflow`` with ``input``, wait for it to end, return its output.
+
+    The child is a run of its own (``parent_id`` names this one), started once: the same
+    call in the same node, re-executed after a crash or on resume, finds the same child.
+    While it runs this run waits, holding no worker slot. The child's input is validated
+    when this node reaches the call; an invalid one fails this run.
+
+    Raises:
+        ChildWorkflowFailed: The child failed or was cancelled.
+    """
+    value = interrupt({INTERRUPT_MARKER: "workflow", "workflow": workflow, "input": input})
+    outcome = value.get("payload") if isinstance(value, dict) else None
+    if not isinstance(outcome, dict):
+        raise TypeError(f"run_workflow got an unexpected resume value: {value!r}")
+    if outcome.get("status") != "completed":
+        raise errors.ChildWorkflowFailed(
+            workflow, str(outcome.get("run_id")), str(outcome.get("status")), outcome.get("error")
+        )
+    return outcome.get("output")
 
 
 def sleep(seconds: float | None = None, *, until: datetime | None = None) -> None:
