@@ -170,3 +170,11 @@ def postgres_url() -> Iterator[str]:
             yield f"{base}/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def forget_app(*packages: str) -> None:
+    """Drop an app's modules and import root from this process (tests that write apps)."""
+    for name in [m for m in sys.modules if m.split(".")[0] in packages]:
+        del sys.modules[name]
+    for entry in [p for p in sys.path if any(Path(p, pkg).is_dir() for pkg in packages)]:
+        sys.path.remove(entry)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from graphrun import Engine, RunStatus, ValidationFailed
+from graphrun.storage import runs as runs_store
+from graphrun.storage.schema import runs
 from tests.conftest import EngineFactory
 
 APPROVED = {"ok": True}
@@ -132,3 +135,40 @@ async def test_a_child_that_cannot_complete_fails_its_parent(
     assert parent.error is not None
     assert parent.error["type"] == error_type
     assert message in parent.error["message"]
+
+
+async def test_a_child_cancelled_by_the_lease_reaper_still_tells_its_parent(
+    make_engine: EngineFactory,
+) -> None:
+    async with make_engine("declared", run_worker=False) as engine:
+        db = engine.db
+        parent = await engine.start("declared.parent", {"n": 1})
+        child = await engine.start("declared.double", {"n": 1})
+        wait = {"id": "i1", "kind": "workflow", "name": f"graphrun.child.{child.id}"}
+
+        def arrange(conn: Any) -> None:  # the parent waits; the child's worker died mid-cancel
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == parent.id)
+                .values(status="waiting", waiting_for=[wait])
+            )
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == child.id)
+                .values(
+                    status="running",
+                    parent_id=parent.id,
+                    cancel_requested=True,
+                    lease_owner="gone",
+                    lease_epoch=1,
+                    lease_expires_at=0.0,
+                )
+            )
+
+        await db.write(arrange)
+        await runs_store.requeue_expired(db)
+        child_after, parent_after = await engine.get(child.id), await engine.get(parent.id)
+    assert child_after.status is RunStatus.CANCELLED
+    assert parent_after.status is RunStatus.QUEUED  # told: it continues (and fails the node)
+    assert parent_after.resume is not None
+    assert parent_after.resume["i1"]["payload"]["status"] == "cancelled"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ from graphrun.config import Settings
 from graphrun.errors import DefinitionChanged
 from graphrun.storage import apps as apps_store
 from graphrun.storage.schema import app_versions
-from tests.conftest import TEST_TIMINGS
+from tests.conftest import TEST_TIMINGS, forget_app
 
 FLOW = """\
 input: {{type: object, properties: {{order: {{type: string}}}}}}
@@ -50,9 +50,9 @@ def write_app(folder: Path, function: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def forget_versioned() -> None:
-    for name in [m for m in sys.modules if m.split(".")[0] == "versioned"]:
-        del sys.modules[name]
+def forget_versioned() -> Iterator[None]:
+    yield
+    forget_app("versioned")
 
 
 def engine(db_url: str, app: Path, home: Path, **overrides: object) -> Engine:

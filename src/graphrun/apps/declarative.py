@@ -49,6 +49,7 @@ from graphrun import errors
 from graphrun.authoring import run_workflow, sleep, timeout, wait_for_input, wait_for_signal
 
 from .expressions import Expression, ExpressionError, compile_expression
+from .manifest import shadows
 from .yaml_source import Path as YamlPath
 from .yaml_source import YamlSource, read_yaml
 
@@ -425,6 +426,11 @@ class _Checker:
             self.problems.add(path, f"not a valid JSON Schema: {exc.message}")
 
     def _function(self, path: YamlPath, target: str) -> None:
+        if shadows(target):
+            self.problems.add(
+                path, f"{target!r} names a module of the standard library or of graphrun's own"
+            )
+            return
         try:
             fn = self.resolve(target)
         except errors.AppLoadError as exc:

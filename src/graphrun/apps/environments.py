@@ -19,14 +19,17 @@ place only when pip succeeded, so a failed install leaves the previous environme
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import site
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,9 @@ __all__ = (
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 _MARKER = "graphrun-environment.json"
+_LOCK_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,98}[a-z0-9])?\Z")
+_LOCK_VERSION = re.compile(r"^[A-Za-z0-9.+!_-]{1,64}\Z")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 _PTH = "graphrun_engine.pth"
 
 #: Starts a subprocess: ``(argv, env, cwd) -> (exit code, output)``; tests record calls.
@@ -76,12 +82,32 @@ def environment_path(home: Path, app: str, pins: Sequence[Pin]) -> Path:
     return home / "envs" / app / hashlib.sha256(key).hexdigest()[:24]
 
 
-def lock_pins(lock: Sequence[dict[str, Any]]) -> list[Pin]:
-    """A recorded lock as pins with their hashes: reinstalls exactly those files."""
-    return [
-        Pin(name=item["name"], version=item["version"], hashes=(f"sha256:{item['sha256']}",))
-        for item in lock
-    ]
+def lock_pins(lock: Sequence[dict[str, Any]], *, app: str = "app") -> list[Pin]:
+    """A lock (resolved, or recorded in the database) as pins with their hashes.
+
+    Raises:
+        InstallFailed: An entry is not a package, a version and a sha256.
+    """
+    pins = []
+    for item in lock:
+        name, version, digest = item.get("name"), item.get("version"), item.get("sha256")
+        if not (
+            isinstance(name, str)
+            and _LOCK_NAME.match(name)
+            and isinstance(version, str)
+            and _LOCK_VERSION.match(version)
+            and isinstance(digest, str)
+            and _SHA256.match(digest)
+        ):
+            raise errors.InstallFailed(app, f"the lock holds a malformed entry: {item!r:.200}")
+        pins.append(Pin(name=name, version=version, hashes=(f"sha256:{digest}",)))
+    return pins
+
+
+def _requirements(path: Path, pins: Sequence[Pin]) -> str:
+    """Write pins as a requirements file that graphrun composed (no text of the app's own)."""
+    path.write_text("".join(p.line + "\n" for p in pins))
+    return str(path)
 
 
 def _scrubbed_env() -> dict[str, str]:
@@ -108,11 +134,13 @@ async def _spawn(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # its own process group: a timeout ends pip's children too
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout)
     except TimeoutError:
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
         return -9, f"timed out after {timeout:.0f} s"
     return process.returncode or 0, output.decode("utf-8", "replace")
@@ -132,6 +160,8 @@ async def build_environment(
     index_url: str = DEFAULT_INDEX_URL,
     timeout_s: float = 600.0,
     spawn: Spawn | None = None,
+    check_lock: Callable[[list[dict[str, Any]]], None] | None = None,
+    engine: Mapping[str, str] | None = None,
 ) -> Environment:
     """Build (or reuse) the environment for ``pins`` at ``target``.
 
@@ -142,11 +172,16 @@ async def build_environment(
         index_url: The package index; the only one consulted.
         timeout_s: Longest each subprocess may take.
         spawn: Starts the subprocesses (tests pass one that records calls).
+        check_lock: Checks every package the specs resolve to, before any is installed.
+        engine: What graphrun runs on (name to version): dependencies resolve to those
+            versions, and those are not installed again (the environment sees graphrun's).
 
     Raises:
         InstallFailed: venv or pip failed; the log is in the error. Nothing was swapped in.
+        RequirementRejected: ``check_lock`` refused a resolved package.
     """
     spawn = spawn or _spawn
+    engine = dict(engine or {})
     marker = target / _MARKER
     if marker.is_file():
         recorded = json.loads(marker.read_text())
@@ -165,8 +200,7 @@ async def build_environment(
         log.append(out)
         if code != 0:
             raise errors.InstallFailed(app, f"creating the environment failed ({code})", out)
-        report = staging / "report.json"
-        argv = [
+        pip = [
             sys.executable,
             "-m",
             "pip",
@@ -179,20 +213,40 @@ async def build_environment(
             ":all:",
             "--index-url",
             index_url,
-            "--report",
-            str(report),
         ]
+        # 1. Resolve (nothing installed): every package the specs pull in, with its hash.
+        resolved = staging / "resolved.json"
+        argv = [*pip, "--dry-run", "--ignore-installed", "--report", str(resolved)]
+        if engine:  # dependencies graphrun has too resolve to its versions (or fail here)
+            constraints = staging / "engine.txt"
+            constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(engine.items())))
+            argv += ["-c", str(constraints)]
         if any(p.hashes for p in pins):
-            requirements = staging / "requirements.txt"
-            requirements.write_text("".join(p.line + "\n" for p in pins))
-            argv += ["--require-hashes", "--no-deps", "-r", str(requirements)]
+            argv += ["--require-hashes", "-r", _requirements(staging / "pins.txt", pins)]
         else:
             argv += ["--", *(p.requirement for p in pins)]
         code, out = await spawn(argv, env, staging, timeout_s)
         log.append(out)
         if code != 0:
-            raise errors.InstallFailed(app, f"pip failed ({code})", "\n".join(log))
-        lock = _lock_of(json.loads(report.read_text()))
+            raise errors.InstallFailed(app, f"pip failed resolving ({code})", "\n".join(log))
+        # What graphrun's own environment already has, at that version, it provides.
+        lock = [
+            item
+            for item in _lock_of(json.loads(resolved.read_text()))
+            if engine.get(item["name"]) != item["version"]
+        ]
+        # 2. The whole resolution passes the same rules as the specs, dependencies included.
+        if check_lock is not None:
+            check_lock(lock)
+        # 3. Install exactly that: pinned, hash-checked, nothing resolved again.
+        exact = lock_pins(lock, app=app)
+        if exact:
+            lock_file = _requirements(staging / "lock.txt", exact)
+            argv = [*pip, "--require-hashes", "--no-deps", "-r", lock_file]
+            code, out = await spawn(argv, env, staging, timeout_s)
+            log.append(out)
+            if code != 0:
+                raise errors.InstallFailed(app, f"pip failed installing ({code})", "\n".join(log))
         env_dir = staging / "env"
         site_dirs = list(env_dir.glob("lib/python*/site-packages")) or [
             env_dir / "Lib/site-packages"
@@ -205,7 +259,7 @@ async def build_environment(
             if not marker.is_file():  # not another install of the same pins, finished first
                 raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, staging, ignore_errors=True)
     return Environment(path=target, lock=lock, log="\n".join(log))
 
 

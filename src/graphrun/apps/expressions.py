@@ -26,6 +26,7 @@ from typing import Any
 __all__ = ("Expression", "ExpressionError", "compile_expression")
 
 MAX_LENGTH = 1000  # characters in one expression
+MAX_SIZE = 1_000_000  # items or characters a value computed by an expression may have
 
 _CONSTANTS: dict[str, Any] = {"true": True, "false": False, "null": None}
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -101,10 +102,12 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionError(f"an expression is at most {MAX_LENGTH} characters")
     try:
         tree = ast.parse(source.strip(), mode="eval").body
+        names: set[str] = set()
+        _check(tree, names)
     except SyntaxError as exc:
         raise ExpressionError(f"not a valid expression: {exc.msg}") from None
-    names: set[str] = set()
-    _check(tree, names)
+    except RecursionError:
+        raise ExpressionError("the expression is nested too deeply") from None
     return Expression(source=source, tree=tree, names=frozenset(names))
 
 
@@ -166,6 +169,20 @@ def _check(node: ast.AST, names: set[str]) -> None:  # noqa: C901 - one branch p
     raise ExpressionError(f"{type(node).__name__} is not allowed in an expression")
 
 
+def _check_size(op: ast.operator, left: Any, right: Any) -> None:
+    """Refuse operations whose result could exhaust memory (``"x" * 10**9``, ``"%0999999d"``)."""
+    if isinstance(op, ast.Mod) and isinstance(left, str | bytes):
+        raise ExpressionError("string formatting with % is not allowed")
+    if isinstance(op, ast.Mult):
+        for seq, times in ((left, right), (right, left)):
+            sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+            if sized and len(seq) * times > MAX_SIZE:
+                raise ExpressionError(f"the result would exceed {MAX_SIZE} items")
+    for value in (left, right):
+        if isinstance(value, int) and abs(value) > 2**256:
+            raise ExpressionError("numbers beyond 2**256 are not allowed")
+
+
 def _read(container: Any, key: Any) -> Any:
     if isinstance(container, Mapping):
         return container.get(key)
@@ -200,7 +217,9 @@ def _evaluate(node: ast.AST, state: Mapping[str, Any]) -> Any:  # noqa: C901
             return not operand
         return -operand if isinstance(node.op, ast.USub) else +operand
     if isinstance(node, ast.BinOp):
-        return _BINARY[type(node.op)](_evaluate(node.left, state), _evaluate(node.right, state))
+        left, right = _evaluate(node.left, state), _evaluate(node.right, state)
+        _check_size(node.op, left, right)
+        return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.Compare):
         left = _evaluate(node.left, state)
         for op, comparator in zip(node.ops, node.comparators, strict=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -25,17 +26,15 @@ from pydantic import BaseModel, TypeAdapter
 from graphrun import errors, validation
 
 from .declarative import read_definition
-from .manifest import AppManifest, WorkflowEntry, read_manifest
+from .manifest import SKIPPED_DIRS, AppManifest, WorkflowEntry, read_manifest
 
 __all__ = ("AppFunctions", "LoadedApp", "LoadedWorkflow", "app_files", "code_version", "load_app")
 
-#: Folders of an app that are not its definition: environments, caches, version control.
-SKIPPED_DIRS = frozenset(
-    {".venv", "venv", "__pycache__", ".git", ".hg", ".mypy_cache", ".ruff_cache"}
-)
 #: Files graphrun itself writes into an app folder it unpacked (`snapshots`).
 SKIPPED_FILES = frozenset({".graphrun-version"})
 MAX_APP_BYTES = 50_000_000  # what a definition version may hold
+#: Set on each app module when graphrun first loads it: the sha256 of its source then.
+SOURCE_HASH_ATTR = "__graphrun_source_sha256__"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +104,7 @@ def app_files(root: Path) -> list[Path]:
         relative = path.relative_to(root)
         if any(part in SKIPPED_DIRS for part in relative.parts) or not path.is_file():
             continue
-        if path.suffix in {".pyc", ".pyo"} or path.name in SKIPPED_FILES:
+        if path.name in SKIPPED_FILES:
             continue
         files.append(path)
     return files
@@ -149,7 +148,11 @@ def _import(manifest: AppManifest, target: str) -> Any:
                 f"a module named {top!r} is already imported from {origin}; rename the app's package",
             )
     if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+        # Last: an app's file can never shadow the standard library or an installed package
+        # for the whole process; a package of the app that is shadowed is refused below.
+        sys.path.append(str(root))
+    if existing is None:
+        _check_location(manifest, module_name, top)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
@@ -167,6 +170,56 @@ def _import(manifest: AppManifest, target: str) -> Any:
         raise errors.AppLoadError(
             manifest.name, module_name, f"module has no attribute {attr!r}"
         ) from exc
+
+
+def _check_location(manifest: AppManifest, module_name: str, top: str) -> None:
+    """Refuse, before running any of it, a module that would come from outside the app."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError) as exc:
+        raise errors.AppLoadError(manifest.name, module_name, str(exc)) from exc
+    if spec is None:
+        raise errors.AppLoadError(manifest.name, module_name, f"no module named {top!r} in the app")
+    places = [spec.origin] if spec.origin and spec.has_location else []
+    places += list(spec.submodule_search_locations or [])
+    outside = [p for p in places if not Path(p).resolve().is_relative_to(manifest.root)]
+    if not places or outside:
+        where = outside[0] if outside else "a built-in module"
+        raise errors.AppLoadError(
+            manifest.name,
+            module_name,
+            f"resolves to {where}, outside the app folder {manifest.root}",
+        )
+
+
+def _check_fresh(manifest: AppManifest, functions: AppFunctions) -> None:
+    """Refuse to load an app whose modules changed on disk since this process imported them.
+
+    Python keeps a module once imported: an app folder changed under a running process
+    would get the new version's hash but the old code. Each app module carries the hash of
+    the source it was first loaded with; a mismatch fails loudly instead.
+    """
+    tops = {target.split(":")[0].split(".")[0] for target in functions}
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] not in tops:
+            continue
+        file = getattr(module, "__file__", None)
+        if not file or not Path(file).resolve().is_relative_to(manifest.root):
+            continue
+        try:
+            digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+        except OSError:
+            continue
+        seen = getattr(module, SOURCE_HASH_ATTR, None)
+        if seen is None:
+            setattr(module, SOURCE_HASH_ATTR, digest)
+        elif seen != digest:
+            raise errors.AppLoadError(
+                manifest.name,
+                name,
+                "changed on disk since this process imported it; restart the process to load "
+                "the new version (a module is never reused under another version)",
+            )
 
 
 def _schema_validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
@@ -207,7 +260,12 @@ def _code_first(
             raise errors.AppLoadError(
                 manifest.name, entry.input, "input must name a pydantic model class"
             )
-    adapter: TypeAdapter[Any] = TypeAdapter(input_type)
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(input_type)
+    except Exception as exc:  # pydantic cannot validate this type (typing.TypedDict...)
+        raise errors.AppLoadError(
+            manifest.name, entry.graph, f"its input type cannot be validated: {exc}"
+        ) from exc
     try:
         schema = adapter.json_schema()
     except Exception:  # a type pydantic cannot describe: validate, but publish no schema
@@ -277,6 +335,7 @@ def load_app(folder: str | Path) -> LoadedApp:
             problems += exc.problems
     if problems:
         raise errors.DefinitionError(problems)
+    _check_fresh(manifest, functions)
     return LoadedApp(
         manifest=manifest, workflows=tuple(workflows), version=version, functions=functions
     )

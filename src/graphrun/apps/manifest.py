@@ -18,6 +18,10 @@ from .requirements import Pin, validate_requirements
 __all__ = ("MANIFEST_NAME", "AppManifest", "WorkflowEntry", "read_manifest")
 
 MANIFEST_NAME = "graphrun.toml"
+#: Folders of an app that are not its definition: environments, caches, version control.
+SKIPPED_DIRS = frozenset(
+    {".venv", "venv", "__pycache__", ".git", ".hg", ".mypy_cache", ".ruff_cache"}
+)
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 #: A signal's name: what `wait_for_signal(name)` and senders use.
 SIGNAL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
@@ -85,11 +89,17 @@ def _fail(path: Path, message: str) -> errors.ManifestError:
     return errors.ManifestError(f"{path}: {message}", path=str(path))
 
 
+def shadows(target: str) -> bool:
+    """Whether ``module:attr``'s top-level module would shadow the stdlib or graphrun's own."""
+    top = target.split(":")[0].split(".")[0]
+    return top in sys.stdlib_module_names or top in RESERVED_MODULES
+
+
 def _check_target(path: Path, where: str, target: Any) -> str:
     if not isinstance(target, str) or not TARGET_RE.fullmatch(target):
         raise _fail(path, f"{where} must be 'module.path:attribute', got {target!r}")
     top = target.split(":")[0].split(".")[0]
-    if top in sys.stdlib_module_names or top in RESERVED_MODULES:
+    if shadows(target):
         raise _fail(
             path,
             f"{where}: module {top!r} would shadow the standard library or a graphrun "
@@ -127,6 +137,8 @@ def _inside(path: Path, where: str, relative: str) -> str:
     root = path.parent
     if Path(relative).is_absolute() or "\\" in relative or ".." in Path(relative).parts:
         raise _fail(path, f"{where}: {relative!r} must be a path inside the app folder")
+    if SKIPPED_DIRS & set(Path(relative).parts):
+        raise _fail(path, f"{where}: {relative!r} lies in a folder that is not part of the app")
     target = (root / relative).resolve()
     if not target.is_relative_to(root):
         raise _fail(path, f"{where}: {relative!r} resolves to {target}, outside the app folder")

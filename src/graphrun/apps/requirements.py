@@ -20,13 +20,14 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from graphrun import errors
 
-__all__ = ("MAX_PACKAGES", "Pin", "engine_packages", "validate_requirements")
+__all__ = ("MAX_PACKAGES", "Pin", "engine_packages", "validate_lock", "validate_requirements")
 
 #: The normative name pattern (packaging.python.org, name normalization); ``\Z`` refuses a
 #: trailing newline that ``$`` admits.
@@ -166,6 +167,41 @@ def _pin(  # noqa: C901 - one check per rule, in the order of RELIABILITY.md 3.3
         extras=tuple(extras),
         hashes=tuple(h.strip() for h in hashes),
     )
+
+
+def validate_lock(
+    lock: Iterable[Mapping[str, Any]],
+    *,
+    allowed: Collection[str] | None = None,
+    engine_packages: Mapping[str, str] | None = None,
+    app: str = "app",
+) -> None:
+    """Check every package an install resolved to (dependencies included) by the same rules.
+
+    Raises:
+        RequirementRejected: A package is outside the allow-list, or would replace a package
+            graphrun runs on with another version.
+    """
+    allow = None if allowed is None else {str(canonicalize_name(n)) for n in allowed}
+    engine = engine_packages or {}
+    problems = []
+    for item in lock:
+        name = str(canonicalize_name(str(item.get("name", ""))))
+        version = str(item.get("version", ""))
+        spec = f"{name}=={version}"
+        if allow is not None and name not in allow:
+            problems.append(
+                {"spec": spec, "message": f"{name} (a dependency) is not in the allow-list"}
+            )
+        elif name in engine and engine[name] != version:
+            problems.append(
+                {
+                    "spec": spec,
+                    "message": f"graphrun runs on {name} {engine[name]}; a dependency needs {version}",
+                }
+            )
+    if problems:
+        raise errors.RequirementRejected(app, problems)
 
 
 def engine_packages(root: str = "graphrun") -> dict[str, str]:

@@ -20,6 +20,10 @@ Path = tuple[str | int, ...]
 
 MAX_DEPTH = 64  # nesting levels
 MAX_NODES = 100_000  # values in one document, aliases counted each time they are used
+#: The only tags a value may carry: plain JSON-like data.
+_ALLOWED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
+)
 
 
 @dataclass
@@ -50,6 +54,11 @@ class _Builder:
         if self.count > MAX_NODES or len(path) > MAX_DEPTH:
             raise _TooBig(node.start_mark.line + 1)
         self.source.lines.setdefault(path, node.start_mark.line + 1)
+        if node.tag not in _ALLOWED_TAGS:
+            self.source.problems.append(
+                (node.start_mark.line + 1, f"tag {node.tag!r} is not allowed: plain data only")
+            )
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -90,6 +99,9 @@ def read_yaml(text: str, file: str) -> YamlSource:
     source = YamlSource(file=file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        source.problems.append((1, f"nested too deeply (at most {MAX_DEPTH} levels)"))
+        return source
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -117,4 +129,6 @@ def read_yaml(text: str, file: str) -> YamlSource:
             else 1
         )
         source.problems.append((line, f"not valid YAML: {exc}"))
+    except (RecursionError, ValueError, OverflowError) as exc:  # e.g. a 5,000-digit number
+        source.problems.append((1, f"a value cannot be read: {str(exc)[:200]}"))
     return source

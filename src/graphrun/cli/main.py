@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 
 from graphrun import errors
 from graphrun.config import DEFAULT_MAX_BODY_BYTES
+from graphrun.engine.app_workers import PARENT_PID_ENV
 from graphrun.engine.process import settle_after_startup
 
 from . import apps as apps_commands
@@ -123,6 +125,9 @@ def worker_command(
                 err_console.print(
                     f"[red]app {name} failed:[/] {failure['message']}", highlight=False
                 )
+            if drain and not engine.registry.names():
+                return 3  # nothing to drain here: the supervisor counts it as a failed start
+            watch = asyncio.create_task(_end_with_supervisor(stop))
             if drain:
                 drained = asyncio.create_task(engine.drained())
                 await asyncio.wait(
@@ -131,10 +136,24 @@ def worker_command(
                 drained.cancel()
             else:
                 await stop.wait()
+            watch.cancel()
             await engine.close(grace_s=grace)
         return 0
 
     raise typer.Exit(run_async(main))
+
+
+async def _end_with_supervisor(stop: asyncio.Event) -> None:
+    """A supervised worker stops when the process supervising it is gone (a kill -9)."""
+    supervisor = os.environ.get(PARENT_PID_ENV)
+    if not supervisor:
+        return
+    while not stop.is_set():
+        if os.getppid() != int(supervisor):
+            console.print("the supervising process is gone: stopping", highlight=False)
+            stop.set()
+            return
+        await asyncio.sleep(1.0)
 
 
 @app.command("serve")

@@ -35,7 +35,7 @@ from graphrun.apps.environments import (
     python_of,
 )
 from graphrun.apps.loader import code_version
-from graphrun.apps.requirements import engine_packages, validate_requirements
+from graphrun.apps.requirements import engine_packages, validate_lock, validate_requirements
 from graphrun.apps.snapshots import pack, unpack
 from graphrun.config import Settings
 from graphrun.storage import Database
@@ -51,6 +51,8 @@ logger = logging.getLogger("graphrun.apps")
 
 #: How long opening an engine waits for the workers of apps with dependencies to serve.
 READY_TIMEOUT_S = 60.0
+#: Failed starts of an old version's worker after which its queued runs fail instead.
+MAX_VERSION_FAILURES = 5
 
 
 def environment_of(settings: Settings, manifest: AppManifest) -> Path:
@@ -146,12 +148,12 @@ class AppHost:
                     self.isolated[manifest.name] = manifest
                     continue
                 self.registry.add(await asyncio.to_thread(load_app, path))
-            except errors.GraphrunError as exc:
+            except Exception as exc:  # anything an app's import raises: the others serve
                 if self.strict:
                     raise
                 name = getattr(exc, "app", None) or Path(path).name
                 self.failures[name] = _error_of(exc)
-                logger.error("app %s failed to load; the others serve: %s", name, exc.message)
+                logger.error("app %s failed to load; the others serve: %s", name, exc)
 
     async def record(self, db: Database) -> None:
         """Store each loaded version's files and every app's status."""
@@ -225,11 +227,13 @@ class AppHost:
     async def close(self, grace_s: float = 10.0) -> None:
         """Stop supervising; end the workers (they release their runs)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.workers.close(grace_s)
+        try:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await self.workers.close(grace_s)
 
     @property
     def interval_s(self) -> float:
@@ -240,7 +244,7 @@ class AppHost:
         while True:
             try:
                 await self._serve_old_versions(db, served)
-            except errors.StorageError as exc:
+            except Exception as exc:  # the supervision outlives any one failed look
                 logger.warning("looking for old versions failed (retrying): %s", exc)
             await asyncio.sleep(self.interval_s)
 
@@ -252,31 +256,40 @@ class AppHost:
             active = unfinished.counts.get("queued", 0) + unfinished.counts.get("running", 0)
             if not active:
                 continue
-            app, app_version = unfinished.app, unfinished.app_version
-            files = None
-            if app is not None and app_version is not None:
-                files = await apps_store.version_files(db, app, app_version)
-            if files is None or app is None or app_version is None:
+            try:
+                spec = await self._old_version_worker(db, unfinished.app, unfinished.app_version)
+            except Exception as exc:  # its files are damaged, or no longer its version
+                logger.error("version %s cannot be served: %s", unfinished.app_version, exc)
+                spec = None
+            if spec is None or self.workers.failures(spec.key) >= MAX_VERSION_FAILURES:
                 await self._fail_unservable(db, unfinished.workflow, unfinished.definition_version)
                 continue
-            folder = self.settings.home.resolve() / "versions" / app / app_version
-            await asyncio.to_thread(unpack, files, folder, app_version)
-            python = Path(sys.executable)
-            manifest = await asyncio.to_thread(read_manifest, folder)
-            if manifest.pins:
-                python = python_of(environment_of(self.settings, manifest))
-            await self.workers.ensure(
-                WorkerSpec(key=f"{app}@{app_version}", python=python, folder=folder, drain=True)
+            await self.workers.ensure(spec)
+
+    async def _old_version_worker(
+        self, db: Database, app: str | None, app_version: str | None
+    ) -> WorkerSpec | None:
+        """The worker that serves an old version from its stored files (None: none can)."""
+        if app is None or app_version is None:
+            return None
+        files = await apps_store.version_files(db, app, app_version)
+        if files is None:
+            return None
+        folder = self.settings.home.resolve() / "versions" / app / app_version
+        await asyncio.to_thread(unpack, files, folder, app_version)
+        if await asyncio.to_thread(code_version, folder) != app_version:
+            raise errors.AppLoadError(
+                app, None, f"the files stored for {app_version} hash differently"
             )
+        python = Path(sys.executable)
+        manifest = await asyncio.to_thread(read_manifest, folder)
+        if manifest.pins:
+            python = python_of(environment_of(self.settings, manifest))
+        return WorkerSpec(key=f"{app}@{app_version}", python=python, folder=folder, drain=True)
 
     async def _fail_unservable(self, db: Database, workflow: str, version: str) -> None:
         """Fail the queued runs of a version nobody can serve, saying why."""
-        page = await runs_store.list_page(
-            db, statuses=(RunStatus.QUEUED,), workflow=workflow, limit=100
-        )
-        for run in page.runs:
-            if run.definition_version != version:
-                continue
+        for run in await runs_store.queued_on_version(db, workflow, version):
             error = errors.DefinitionChanged(run.id, workflow, version, [])
             with contextlib.suppress(errors.Conflict):
                 await runs_store.transition(
@@ -322,11 +335,12 @@ class AppHost:
         """
         manifest = await asyncio.to_thread(read_manifest, path)
         s = self.settings
+        engine = await asyncio.to_thread(engine_packages)
         pins = validate_requirements(
             manifest.dependencies,
             allowed=s.allowed_packages,
             max_packages=s.max_packages,
-            engine_packages=await asyncio.to_thread(engine_packages),
+            engine_packages=engine,
             app=manifest.name,
         )
         version = await asyncio.to_thread(code_version, manifest.root)
@@ -341,7 +355,7 @@ class AppHost:
         target = environment_of(s, manifest)
         reused = (target / "graphrun-environment.json").is_file()
         # Another machine installed this version before: install exactly what it recorded.
-        install_pins = lock_pins(stored.lock) if stored and stored.lock else pins
+        install_pins = lock_pins(stored.lock, app=manifest.name) if stored and stored.lock else pins
         env = await build_environment(
             app=manifest.name,
             pins=install_pins,
@@ -349,6 +363,10 @@ class AppHost:
             index_url=s.index_url,
             timeout_s=s.install_timeout_s,
             spawn=self.spawn,
+            engine=engine,
+            check_lock=functools.partial(
+                validate_lock, allowed=s.allowed_packages, engine_packages=engine, app=manifest.name
+            ),
         )
         await apps_store.record_lock(db, manifest.name, version, env.lock, env.log)
         return InstallResult(

@@ -21,9 +21,12 @@ from pathlib import Path
 
 from graphrun.config import Settings
 
-__all__ = ("AppWorkers", "WorkerSpec")
+__all__ = ("PARENT_PID_ENV", "AppWorkers", "WorkerSpec")
 
 logger = logging.getLogger("graphrun.app_workers")
+
+#: Set for a supervised worker: the supervisor's pid; the worker ends when it is gone.
+PARENT_PID_ENV = "GRAPHRUN_SUPERVISOR_PID"
 
 MAX_BACKOFF_S = 30.0
 
@@ -52,8 +55,10 @@ class _Child:
 class AppWorkers:
     """The worker processes of one engine; see the module docstring."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, grace_s: float = 10.0) -> None:
         self.settings = settings
+        #: What each worker gives its in-flight runs when asked to stop (``--grace``).
+        self.grace_s = grace_s
         self._children: dict[str, _Child] = {}
         self._closing = False
 
@@ -69,6 +74,12 @@ class AppWorkers:
                 "GRAPHRUN_CONCURRENCY": str(s.concurrency),
                 "GRAPHRUN_BUSY_TIMEOUT": str(s.busy_timeout_s),
                 "GRAPHRUN_HOME": str(s.home),
+                "GRAPHRUN_SQLITE_SYNCHRONOUS": s.sqlite_synchronous,
+                "GRAPHRUN_SIGNAL_QUEUE_LIMIT": str(s.signal_queue_limit),
+                "GRAPHRUN_PG_POOL_SIZE": str(s.pg_pool_size),
+                "GRAPHRUN_STREAM_MAX": str(s.stream_max_s),
+                # The worker ends when this process is gone (no orphans after a kill -9).
+                PARENT_PID_ENV: str(os.getpid()),
                 "PYTHONNOUSERSITE": "1",
             }
         )
@@ -83,6 +94,16 @@ class AppWorkers:
     def keys(self) -> list[str]:
         """Every worker started, alive or not."""
         return sorted(self._children)
+
+    @property
+    def closing(self) -> bool:
+        """Whether `close` began (no worker starts after that)."""
+        return self._closing
+
+    def failures(self, key: str) -> int:
+        """How many times in a row worker ``key`` ended badly."""
+        child = self._children.get(key)
+        return 0 if child is None else child.failures
 
     def pid(self, key: str) -> int | None:
         """The process id of worker ``key`` while it runs."""
@@ -99,12 +120,22 @@ class AppWorkers:
         if time.monotonic() - child.started_at < backoff:
             return
         argv = [str(spec.python), "-m", "graphrun", "worker", "--app", str(spec.folder)]
+        argv += ["--grace", str(self.grace_s)]
         if spec.drain:
             argv.append("--drain")
         child.started_at = time.monotonic()
-        child.process = await asyncio.create_subprocess_exec(
-            *argv, env=self._env(), stdin=asyncio.subprocess.DEVNULL, start_new_session=True
-        )
+        try:
+            child.process = await asyncio.create_subprocess_exec(
+                *argv, env=self._env(), stdin=asyncio.subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError as exc:  # its Python is gone (an environment removed): try later
+            child.failures += 1
+            logger.error("cannot start worker %s: %s", spec.key, exc)
+            return
+        if self.closing:  # closed while it started: end it now
+            child.process.send_signal(signal.SIGTERM)
+            await child.process.wait()
+            return
         logger.info("started worker %s (pid %s): %s", spec.key, child.process.pid, " ".join(argv))
         child.waiter = asyncio.create_task(
             self._watch(child), name=f"graphrun-app-worker-{spec.key}"
@@ -119,6 +150,10 @@ class AppWorkers:
             child.failures = 0
             logger.info("worker %s drained and ended", child.spec.key)
             return
+        if child.spec.drain:  # started again by the next look for old versions, if needed
+            child.failures += 1
+            logger.warning("worker %s ended with code %s", child.spec.key, code)
+            return
         child.failures += 1
         logger.warning(
             "worker %s ended with code %s; starting it again (attempt %d)",
@@ -129,26 +164,40 @@ class AppWorkers:
         await asyncio.sleep(min(MAX_BACKOFF_S, 0.5 * 2 ** (child.failures - 1)))
         if not self._closing:
             child.started_at = 0.0
-            await self.ensure(child.spec)
+            try:
+                await self.ensure(child.spec)
+            except Exception:  # logged; the next look starts it
+                logger.exception("restarting worker %s failed", child.spec.key)
 
     async def close(self, grace_s: float = 10.0) -> None:
-        """SIGTERM every worker (they release their runs), then SIGKILL after ``grace_s``."""
+        """End every worker as ``graphrun worker`` ends on SIGTERM, then SIGKILL stragglers.
+
+        The first SIGTERM gives in-flight runs ``grace_s`` seconds; a second one makes the
+        worker release them at once; a worker still alive 5 s later is killed (its runs
+        come back when their leases expire).
+        """
         self._closing = True
-        alive = [c for c in self._children.values() if c.process and c.process.returncode is None]
-        for child in alive:
-            assert child.process is not None
-            with contextlib.suppress(ProcessLookupError):
-                child.process.send_signal(signal.SIGTERM)
-        for child in alive:
-            assert child.process is not None
-            try:
-                await asyncio.wait_for(child.process.wait(), grace_s + 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.kill()
-                await child.process.wait()
+        alive = [
+            c.process for c in self._children.values() if c.process and c.process.returncode is None
+        ]
+        await asyncio.gather(*(self._end(p, grace_s) for p in alive))
         for child in self._children.values():
             if child.waiter is not None:
                 child.waiter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await child.waiter
+
+    @staticmethod
+    async def _end(process: asyncio.subprocess.Process, grace_s: float) -> None:
+        for sig, wait_s in (
+            (signal.SIGTERM, grace_s),
+            (signal.SIGTERM, 5.0),
+            (signal.SIGKILL, None),
+        ):
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+            try:
+                await asyncio.wait_for(process.wait(), wait_s)
+                return
+            except TimeoutError:
+                continue

@@ -867,7 +867,7 @@ class Engine:
         run = await self.get(run_id)
         if run.status is RunStatus.WAITING:  # delivering would queue it on its version
             await self._check_servable(run)
-        declared = await self._declared_signals(run.workflow)
+        declared = await self._declared_signals(run.workflow, run.definition_version)
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none"
             raise errors.ValidationFailed(
@@ -912,10 +912,14 @@ class Engine:
         run = await self.get(run_id)
         return await signals.list_for_run(self.db, run.id)
 
-    async def _declared_signals(self, workflow: str) -> dict[str, Any]:
+    async def _declared_signals(self, workflow: str, version: str) -> dict[str, Any]:
+        """The signals the run's own version declares (an old run keeps its version's)."""
         loaded = self.registry.get(workflow)
-        if loaded is not None:
+        if loaded is not None and loaded.version == version:
             return loaded.signals
+        record = await catalog.get(self.db, workflow, version)
+        if record is not None:
+            return record.signals
         return (await self._published(workflow)).signals
 
     async def fork(self, run_id: str, checkpoint_id: str | None = None, update: Any = None) -> Run:

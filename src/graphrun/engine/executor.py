@@ -374,9 +374,12 @@ class Executor:
             # and the events flushed next get ids after every committed change of the run.
             current = signals.lock_run(db, conn, run.id)
             checkpoints.flush(db, conn, taken)
-            for child in outcome.children:  # started with the wait, or found again
-                runs_store.insert_in(db, conn, child)
             cancelling = current is not None and current.cancel_requested
+            for child in () if cancelling else outcome.children:
+                # Started with this wait; a child found again (the node re-ran) is left as it
+                # is, unlocked: its own end may be locking it and then this run.
+                if not runs_store.exists_in(conn, child.id):
+                    runs_store.insert_in(db, conn, child)
             delivered = (
                 [] if cancelling else signals.deliver_queued(db, conn, run.id, outcome.waits)
             )

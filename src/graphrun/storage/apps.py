@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ async def record_version(
     )
     if known is not None:
         return False
-    data = files()
+    data = await asyncio.to_thread(files)  # reads and zips files: off the event loop
 
     def job(conn: Connection) -> bool:
         stmt = db.insert(app_versions).values(

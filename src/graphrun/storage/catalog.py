@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from .database import Database
 
-__all__ = ("Publication", "latest", "publish")
+__all__ = ("Publication", "get", "latest", "publish")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +69,14 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
         )
 
     await db.write(job)
+
+
+async def get(db: Database, name: str, version: str) -> WorkflowRecord | None:
+    """One published version of a workflow."""
+    row = await db.row(
+        select(workflows).where(workflows.c.name == name, workflows.c.version == version)
+    )
+    return None if row is None else WorkflowRecord.from_row(row)
 
 
 async def latest(db: Database) -> list[WorkflowRecord]:

@@ -642,6 +642,32 @@ async def heartbeat(
     return await db.write(job)
 
 
+async def queued_on_version(
+    db: Database, workflow: str, definition_version: str, *, limit: int = 1000
+) -> list[Run]:
+    """Queued runs of one workflow version, oldest first."""
+    rows = await db.rows(
+        select(runs)
+        .where(
+            runs.c.status == RunStatus.QUEUED.value,
+            runs.c.workflow == workflow,
+            runs.c.definition_version == definition_version,
+        )
+        .order_by(runs.c.created_at, runs.c.id)
+        .limit(limit)
+    )
+    return [Run.from_row(r) for r in rows]
+
+
+def _by_parent(run: Run) -> bytes:
+    return (run.parent_id or "").encode()
+
+
+def exists_in(conn: Connection, run_id: str) -> bool:
+    """Whether a run with this id exists (inside a transaction the caller holds)."""
+    return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
+
+
 async def requeue_expired(db: Database) -> list[str]:
     """Give runs whose lease expired back to the queue (cancelled if cancel was requested)."""
 
@@ -657,21 +683,28 @@ async def requeue_expired(db: Database) -> list[str]:
         if db.dialect == "postgresql":
             expired = expired.with_for_update(skip_locked=True)
         cancelling = runs.c.cancel_requested.is_(True)
-        rows = conn.execute(
-            update(runs)
-            .where(runs.c.id.in_(expired.scalar_subquery()))
-            .values(
-                status=case((cancelling, RunStatus.CANCELLED.value), else_=RunStatus.QUEUED.value),
-                finished_at=case((cancelling, now), else_=runs.c.finished_at),
-                lease_owner=None,
-                lease_expires_at=None,
-                version=runs.c.version + 1,
-                updated_at=now,
+        found = (
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(expired.scalar_subquery()))
+                .values(
+                    status=case(
+                        (cancelling, RunStatus.CANCELLED.value), else_=RunStatus.QUEUED.value
+                    ),
+                    finished_at=case((cancelling, now), else_=runs.c.finished_at),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    version=runs.c.version + 1,
+                    updated_at=now,
+                )
+                .returning(runs)
             )
-            .returning(runs.c.id, runs.c.workflow, runs.c.status)
-        ).all()
-        cancelled_ids = [r.id for r in rows if r.status == RunStatus.CANCELLED.value]
-        requeued_rows = [r for r in rows if r.status == RunStatus.QUEUED.value]
+            .mappings()
+            .all()
+        )
+        rows = [Run.from_row(r) for r in found]
+        cancelled_ids = [r.id for r in rows if r.status is RunStatus.CANCELLED]
+        requeued_rows = [r for r in rows if r.status is RunStatus.QUEUED]
         requeued = [r.id for r in requeued_rows]
         notify.queued(db, conn, {r.workflow for r in requeued_rows})
         events.append(
@@ -680,6 +713,12 @@ async def requeue_expired(db: Database) -> list[str]:
             [(i, "status", {"status": "cancelled"}) for i in cancelled_ids]
             + [(i, "status", {"status": "queued", "reason": "lease_expired"}) for i in requeued],
         )
+        children = sorted((r for r in rows if r.parent_id and r.status.terminal), key=_by_parent)
+        if children:
+            from .signals import tell_parent  # signals builds on this module
+
+            for child in children:  # parents locked in id order, as batches and heartbeats do
+                tell_parent(db, conn, child)
         return requeued + cancelled_ids
 
     return await db.write(job)

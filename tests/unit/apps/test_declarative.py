@@ -12,6 +12,7 @@ import pytest
 from graphrun import errors
 from graphrun.apps import load_app
 from graphrun.apps.expressions import ExpressionError, compile_expression
+from tests.conftest import forget_app
 
 BAD = """\
 input:
@@ -72,8 +73,7 @@ EXPECTED = [
 def forget_the_test_package() -> Iterator[None]:
     """Each test writes its own flows_bad package: drop the last one's modules."""
     yield
-    for name in [m for m in sys.modules if m == "flows_bad" or m.startswith("flows_bad.")]:
-        del sys.modules[name]
+    forget_app("flows_bad")
 
 
 def make_app(tmp_path: Path, yaml_text: str, steps: str = "") -> Path:
@@ -126,6 +126,15 @@ def test_every_problem_of_a_bad_file_is_reported_with_its_line(tmp_path: Path) -
         ("input: {type: string}\nstart: a\nnodes:\n  a: {kind: sleep, seconds: 1}\n", 1, "object"),
         ("start: a\nnodes:\n  Bad-Name: {kind: sleep, seconds: 1}\n", 3, "must match"),
         ("start: a\nnodes:\n  a: {kind: sleep, seconds: 'len('}\n", 3, "not a valid expression"),
+        ("start: a\nnodes:\n  a: !!python/object/apply:os.system [id]\n", 3, "is not allowed"),
+        ("x: " + "[" * 2000 + "]" * 2000 + "\n", 1, "nested too deeply"),
+        ("x: " + "9" * 5000 + "\nstart: a\n", 1, "cannot be read"),
+        (
+            "start: a\nnodes:\n  a: {kind: sleep, seconds: '" + "-" * 990 + "1'}\n",
+            3,
+            "nested too deeply",
+        ),
+        ("start: a\nnodes:\n  a: {kind: python, function: 'this:s'}\n", 3, "standard library"),
         (
             "start: a\nnodes:\n  a: {kind: workflow, workflow: nodots, output: r}\n",
             3,
@@ -212,3 +221,34 @@ def test_expressions_refuse_what_is_not_allowed(source: str) -> None:
 def test_an_expression_failing_on_state_names_itself() -> None:
     with pytest.raises(ExpressionError, match="'total < 3' failed: TypeError"):
         compile_expression("total < 3").evaluate({"total": None})
+
+
+@pytest.mark.parametrize(
+    ("source", "state"),
+    [
+        ("s * n", {"s": "x", "n": 10**9}),
+        ("items * n", {"items": [1], "n": 10**7}),
+        ("'%0999999999d' % 1", {}),
+        ("n * n * n", {"n": 2**200}),
+    ],
+)
+def test_expressions_cannot_exhaust_memory(source: str, state: dict[str, object]) -> None:
+    with pytest.raises(ExpressionError):
+        compile_expression(source).evaluate(state)
+
+
+def test_a_module_outside_the_app_is_refused_before_it_runs(tmp_path: Path) -> None:
+    flow = "start: a\nnodes:\n  a: {kind: python, function: 'antigravity_x.mod:f'}\n"
+    outside = tmp_path / "elsewhere"
+    (outside / "antigravity_x").mkdir(parents=True)
+    (outside / "antigravity_x" / "__init__.py").write_text("raise SystemExit('ran')\n")
+    (outside / "antigravity_x" / "mod.py").write_text("def f(state):\n    return {}\n")
+    app = tmp_path / "app"
+    app.mkdir()
+    sys.path.insert(0, str(outside))
+    try:
+        with pytest.raises(errors.DefinitionError, match="outside the app folder"):
+            load_app(make_app(app, flow))
+    finally:
+        sys.path.remove(str(outside))
+    assert "antigravity_x" not in sys.modules

@@ -95,3 +95,13 @@ def test_each_app_has_its_own_registry_of_functions(tmp_path: Path) -> None:
     # an app cannot name another app's module: it is imported from outside its folder
     with pytest.raises(errors.AppLoadError, match="already imported"):
         beta.functions.resolve("alpha_reg.steps:work")
+
+
+def test_an_app_module_changed_since_this_process_imported_it_is_refused(tmp_path: Path) -> None:
+    root = _app_with_step(tmp_path / "s", "stale_app", "first")
+    first = load_app(root)
+    assert first.functions.resolve("stale_app.steps:work")({}) == {"by": "first"}
+    assert load_app(root).version == first.version  # unchanged: loads again
+    (root / "stale_app" / "steps.py").write_text("def work(state):\n    return {'by': 'second'}\n")
+    with pytest.raises(errors.AppLoadError, match="changed on disk since this process imported"):
+        load_app(root)
