@@ -131,3 +131,38 @@ async def test_a_hash_that_does_not_match_fails_the_install_and_installs_nothing
     assert "DO NOT MATCH" in info.value.log.upper()
     assert listed[0].versions[0]["installed_at"] is None
     assert not list((tmp_path / "home" / "envs").rglob("graphrun-environment.json"))
+
+
+def test_a_supervised_worker_ends_when_its_supervisor_is_killed(
+    db_url: str, tmp_path: Path
+) -> None:
+    import subprocess
+
+    import psutil
+
+    linear = Path(__file__).parents[1] / "apps" / "linear"
+    supervisor = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time\n"
+            "env = dict(os.environ, GRAPHRUN_SUPERVISOR_PID=str(os.getpid()))\n"
+            f"worker = subprocess.Popen([sys.executable, '-m', 'graphrun', 'worker', '--app', {str(linear)!r}], env=env)\n"
+            "print(worker.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        env={**os.environ, "GRAPHRUN_DATABASE_URL": db_url},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert supervisor.stdout is not None
+    worker = psutil.Process(int(supervisor.stdout.readline()))
+    for line in supervisor.stdout:  # the worker prints this line once it serves
+        if "serving linear.ten" in line:
+            break
+    supervisor.kill()  # SIGKILL: no chance to stop its worker
+    supervisor.wait()
+    gone, alive = psutil.wait_procs([worker], timeout=30)
+    for process in alive:
+        process.kill()
+    assert gone, "the worker outlived its supervisor"

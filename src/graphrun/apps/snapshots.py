@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from graphrun import errors
 
-from .loader import app_files
+from .loader import MAX_APP_BYTES, app_files
 
 __all__ = ("MAX_SNAPSHOT_BYTES", "pack", "unpack")
 
@@ -61,11 +61,18 @@ def unpack(data: bytes, target: Path, version: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = 0
             for info in archive.infolist():
                 name = PurePosixPath(info.filename)
-                if name.is_absolute() or ".." in name.parts or info.is_dir():
+                parts = [p for p in name.parts if p not in ("", ".")]
+                if name.is_absolute() or ".." in parts or not parts or info.is_dir():
                     raise errors.AppLoadError(target.name, None, f"bad entry {info.filename!r}")
-                destination = staging.joinpath(*name.parts)
+                total += info.file_size
+                if total > MAX_APP_BYTES:
+                    raise errors.AppLoadError(
+                        target.name, None, f"unpacks to over {MAX_APP_BYTES} bytes"
+                    )
+                destination = staging.joinpath(*parts)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 destination.write_bytes(archive.read(info))
         (staging / _STAMP).write_text(version)
@@ -74,7 +81,7 @@ def unpack(data: bytes, target: Path, version: str) -> Path:
         except OSError:  # another process unpacked it first: theirs is the same
             if not (target / _STAMP).is_file():
                 raise
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise errors.AppLoadError(target.name, None, f"stored files are damaged: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -105,3 +105,26 @@ def test_an_app_module_changed_since_this_process_imported_it_is_refused(tmp_pat
     (root / "stale_app" / "steps.py").write_text("def work(state):\n    return {'by': 'second'}\n")
     with pytest.raises(errors.AppLoadError, match="changed on disk since this process imported"):
         load_app(root)
+
+
+def test_stored_files_unpack_to_the_same_version_and_bad_zips_are_refused(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from graphrun.apps.loader import code_version
+    from graphrun.apps.snapshots import pack, unpack
+
+    root = _app_with_step(tmp_path / "p", "packed_app", "x")
+    version = code_version(root)
+    copy = unpack(pack(root, "packed_app"), tmp_path / "copy", version)
+    assert code_version(copy) == version
+    for entry in ("../escape.py", "/abs.py", ".", "a/../../b.py"):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(entry, "x = 1\n")
+        with pytest.raises(errors.AppLoadError):
+            unpack(buffer.getvalue(), tmp_path / "bad", "v")
+    with pytest.raises(errors.AppLoadError, match="damaged"):
+        unpack(b"not a zip", tmp_path / "bad", "v")
+    assert not (tmp_path / "bad").exists()
+    assert not (tmp_path / "escape.py").exists()
