@@ -48,6 +48,7 @@ class Settings:
         index_url: The one package index ``graphrun apps install`` installs from.
         install_timeout_s: Longest one install step (venv, pip) may take.
         allowed_packages: Package names apps may depend on (None: any on the index).
+        allowed_extras: ``name[extra]`` forms apps may ask for (none by default).
         max_packages: Most dependencies one app may list.
     """
 
@@ -67,6 +68,7 @@ class Settings:
     index_url: str = "https://pypi.org/simple"
     install_timeout_s: float = 600.0
     allowed_packages: frozenset[str] | None = None
+    allowed_extras: frozenset[str] = frozenset()
     max_packages: int = 50
 
     def __post_init__(self) -> None:
@@ -96,6 +98,8 @@ class Settings:
             values["allowed_packages"] = frozenset(
                 n.strip() for n in allowed.split(",") if n.strip()
             )
+        if extras := env.get("GRAPHRUN_ALLOWED_EXTRAS"):
+            values["allowed_extras"] = frozenset(e.strip() for e in extras.split(",") if e.strip())
         if sync := env.get("GRAPHRUN_SQLITE_SYNCHRONOUS"):
             values["sqlite_synchronous"] = sync.lower()
         for name, key in (

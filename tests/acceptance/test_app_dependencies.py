@@ -162,6 +162,7 @@ def test_a_supervised_worker_ends_when_its_supervisor_is_killed(
             break
     supervisor.kill()  # SIGKILL: no chance to stop its worker
     supervisor.wait()
+    supervisor.stdout.close()
     gone, alive = psutil.wait_procs([worker], timeout=30)
     for process in alive:
         process.kill()

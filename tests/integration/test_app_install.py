@@ -28,10 +28,16 @@ ROWS = {
         "./localpkg",
         "../../x",
     ],
-    29: ["-e .", "--index-url=https://evil.example/simple", "-r /etc/passwd"],
-    30: ["foo$(id)", "foo`id`", "foo==1.0\nbar==2.0"],
+    29: [
+        "-e .",
+        "--index-url=https://evil.example/simple",
+        "--extra-index-url https://evil.example/simple",
+        "-r /etc/passwd",
+        "--trusted-host evil.example",
+    ],
+    30: ["foo$(id)", "foo`id`", "foo==1.0\nbar==2.0", "foo==1.0\x00"],
     31: ["requests", "requests>=2", "requests===1.0", "requests==2.*"],
-    32: ["six==1.16.0"],  # refused by the allow-list below
+    32: ["six==1.16.0", "httpx[socks]==0.28.1"],  # the allow-list below; extras not allowed
 }
 
 
@@ -156,3 +162,39 @@ async def test_a_failed_pip_leaves_nothing_swapped_in(db_url: str, tmp_path: Pat
     assert {"--only-binary", ":all:", "--index-url", "--isolated"} <= set(pip)
     assert "No matching distribution" in info.value.log
     assert not list((tmp_path / "home" / "envs").rglob("*/bin"))  # staging removed
+
+
+@pytest.mark.parametrize(
+    ("row", "flows", "message"),
+    [
+        (41, 'flow = "json:loads"', "shadow"),
+        (41, 'flow = "langgraph.graph:StateGraph"', "shadow"),
+        (41, 'flow = "Deps41.flows:flow"', "must match"),
+    ],
+)
+async def test_row_41_a_module_shadowing_the_stdlib_or_engine_is_refused_with_422(
+    db_url: str, tmp_path: Path, row: int, flows: str, message: str
+) -> None:
+    settings = Settings(
+        database_url=db_url, home=tmp_path / "home", run_worker=False, **TEST_TIMINGS
+    )
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "graphrun.toml").write_text(
+        f'[app]\nname = "deps{row}"\ndependencies = ["six==1.16.0"]\n[workflows]\n{flows}\n'
+    )
+    before = installed()
+    async with Engine(settings=settings) as engine:
+        spawned = Spawned()
+        engine.apps.spawn = spawned
+        key = (await engine.api_keys.create("admin", ["admin"])).token
+        transport = httpx.ASGITransport(app=create_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answer = await client.post(
+                "/apps/install", json={"path": str(app)}, headers={"Authorization": f"Bearer {key}"}
+            )
+    assert answer.status_code == 422
+    assert answer.json()["code"] == "invalid_manifest"
+    assert message in answer.json()["message"]
+    assert spawned.calls == []
+    assert installed() == before

@@ -172,3 +172,24 @@ async def test_a_child_cancelled_by_the_lease_reaper_still_tells_its_parent(
     assert parent_after.status is RunStatus.QUEUED  # told: it continues (and fails the node)
     assert parent_after.resume is not None
     assert parent_after.resume["i1"]["payload"]["status"] == "cancelled"
+
+
+async def test_yaml_retry_timeout_and_signal_timeout_do_what_they_say(
+    make_engine: EngineFactory,
+) -> None:
+    async with make_engine("declared") as engine:
+        quick = await engine.start("declared.resilient", {"slow": False})
+        slow = await engine.start("declared.resilient", {"slow": True})
+        slow = await engine.wait(slow.id, timeout=30)
+        quick = await engine.wait(quick.id, timeout=30)
+        while quick.status is RunStatus.WAITING:  # the signal wait, until its timeout
+            last = (await engine.events(quick.id))[-1].id
+            async for _ in engine.watch(quick.id, after_id=last, until_finished=True):
+                break
+            quick = await engine.wait(quick.id, timeout=30)
+    assert quick.status is RunStatus.COMPLETED, quick.error
+    assert quick.output["attempts"] == 3  # two failures retried
+    assert quick.output["receipt"] is None  # no signal within 0.1 s
+    assert slow.status is RunStatus.FAILED
+    assert slow.error is not None
+    assert (slow.error["type"], slow.error["node"]) == ("NodeTimeout", "maybe_slow")

@@ -127,3 +127,19 @@ async def test_a_version_that_cannot_be_served_gives_definition_changed(
     assert answer.json()["code"] == "definition_changed"
     assert after.status is RunStatus.WAITING  # unchanged: never mis-routed to version 2
     assert after.version == old.version
+
+
+async def test_a_queued_run_whose_version_cannot_be_served_fails_with_definition_changed(
+    db_url: str, tmp_path: Path
+) -> None:
+    app, home = write_app(tmp_path / "app", "tag_v1"), tmp_path / "home"
+    async with engine(db_url, app, home, run_worker=False) as v1:
+        old = await v1.start("versioned.ship", {"order": "A"})  # queued on version 1
+        await v1.db.write(lambda conn: conn.execute(delete(app_versions)))
+    write_app(app, "tag_v2")
+    async with engine(db_url, app, home) as v2:
+        old = await v2.wait(old.id, timeout=60)  # the version-2 worker never takes it
+    assert old.status is RunStatus.FAILED
+    assert old.error is not None
+    assert old.error["type"] == "DefinitionChanged"
+    assert "would continue on a changed graph" in old.error["message"]

@@ -49,7 +49,7 @@ from graphrun import errors
 from graphrun.authoring import run_workflow, sleep, timeout, wait_for_input, wait_for_signal
 
 from .expressions import Expression, ExpressionError, compile_expression
-from .manifest import shadows
+from .manifest import bad_module_name, shadows
 from .yaml_source import Path as YamlPath
 from .yaml_source import YamlSource, read_yaml
 
@@ -426,6 +426,9 @@ class _Checker:
             self.problems.add(path, f"not a valid JSON Schema: {exc.message}")
 
     def _function(self, path: YamlPath, target: str) -> None:
+        if (why := bad_module_name(target)) is not None:
+            self.problems.add(path, f"{target!r}: {why}")
+            return
         if shadows(target):
             self.problems.add(
                 path, f"{target!r} names a module of the standard library or of graphrun's own"

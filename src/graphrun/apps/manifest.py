@@ -89,6 +89,14 @@ def _fail(path: Path, message: str) -> errors.ManifestError:
     return errors.ManifestError(f"{path}: {message}", path=str(path))
 
 
+def bad_module_name(target: str) -> str | None:
+    """Why ``module.path:attr`` names its module badly (each part ``[a-z][a-z0-9_]{0,62}``)."""
+    for part in target.split(":")[0].split("."):
+        if not NAME_RE.fullmatch(part):
+            return f"module name {part!r} must match [a-z][a-z0-9_]{{0,62}}"
+    return None
+
+
 def shadows(target: str) -> bool:
     """Whether ``module:attr``'s top-level module would shadow the stdlib or graphrun's own."""
     top = target.split(":")[0].split(".")[0]
@@ -99,6 +107,8 @@ def _check_target(path: Path, where: str, target: Any) -> str:
     if not isinstance(target, str) or not TARGET_RE.fullmatch(target):
         raise _fail(path, f"{where} must be 'module.path:attribute', got {target!r}")
     top = target.split(":")[0].split(".")[0]
+    if (why := bad_module_name(target)) is not None:
+        raise _fail(path, f"{where}: {why}")
     if shadows(target):
         raise _fail(
             path,
@@ -196,6 +206,10 @@ def read_manifest(folder: str | Path) -> AppManifest:
     name = app.get("name")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise _fail(path, f"[app] name must match [a-z][a-z0-9_]{{0,62}}, got {name!r}")
+    if shadows(name):
+        raise _fail(
+            path, f"[app] name {name!r} is a module of the standard library or of graphrun's own"
+        )
     unknown = set(app) - {"name", "dependencies"}
     if unknown:
         raise _fail(path, f"[app] has unknown keys {sorted(unknown)}")

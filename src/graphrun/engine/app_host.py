@@ -339,6 +339,7 @@ class AppHost:
         pins = validate_requirements(
             manifest.dependencies,
             allowed=s.allowed_packages,
+            allowed_extras=s.allowed_extras,
             max_packages=s.max_packages,
             engine_packages=engine,
             app=manifest.name,

@@ -114,3 +114,21 @@ def test_a_yaml_workflow_linked_outside_the_app_is_refused(tmp_path: Path) -> No
     (app / "flow.yaml").symlink_to(outside)
     with pytest.raises(errors.ManifestError, match="outside the app folder"):
         read_manifest(write(app, '[app]\nname = "shop"\n[workflows]\na = "flow.yaml"\n'))
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "match"),
+    [
+        ("json", "shop.flows:a", "standard library"),
+        ("langgraph", "shop.flows:a", "standard library"),
+        ("shop", "Shop.flows:a", "must match"),
+        ("shop", "shop._private:a", "must match"),
+        ("shop", "shop." + "m" * 80 + ":a", "must match"),
+    ],
+)
+def test_app_and_module_names_are_checked(
+    tmp_path: Path, name: str, target: str, match: str
+) -> None:
+    text = f'[app]\nname = "{name}"\n[workflows]\na = "{target}"\n'
+    with pytest.raises(errors.ManifestError, match=match):
+        read_manifest(write(tmp_path, text))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
 
 def check(state: dict[str, Any]) -> dict[str, Any]:
     """Sync: adds the items up (the amount when there are none)."""
@@ -38,3 +40,23 @@ def double(state: dict[str, Any]) -> dict[str, Any]:
 def finish(state: dict[str, Any]) -> dict[str, Any]:
     """The parent's step after its child ended."""
     return {"total": state["result"]["doubled"] + 1}
+
+
+#: Attempts per run: what the retry test counts (test app state, not graphrun's).
+ATTEMPTS: dict[str, int] = {}
+
+
+def wobbly(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """Fails the first two attempts of each run."""
+    run_id = config["configurable"]["thread_id"]
+    ATTEMPTS[run_id] = ATTEMPTS.get(run_id, 0) + 1
+    if ATTEMPTS[run_id] < 3:
+        raise ConnectionError(f"attempt {ATTEMPTS[run_id]} failed")
+    return {"attempts": ATTEMPTS[run_id]}
+
+
+async def maybe_slow(state: dict[str, Any]) -> dict[str, Any]:
+    """Takes 30 s when asked to be slow."""
+    if state["slow"]:
+        await asyncio.sleep(30)
+    return {}
