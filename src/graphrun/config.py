@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-__all__ = ("DEFAULT_DATABASE_URL", "DEFAULT_MAX_BODY_BYTES", "Settings")
+__all__ = ("DEFAULT_DATABASE_URL", "DEFAULT_MAX_BODY_BYTES", "RetentionPolicy", "Settings")
 
 DEFAULT_DATABASE_URL = "sqlite:///./graphrun.db"
 
@@ -20,6 +21,57 @@ def _default_worker_id() -> str:
 
 #: Largest request body the HTTP API accepts by default (``graphrun serve --max-body-bytes``).
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+#: The statuses a retention policy ages out, and their default days.
+RETENTION_DEFAULTS = {"completed": 30.0, "failed": 90.0, "cancelled": 7.0}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionPolicy:
+    """How long finished runs are kept, by status, globally and per workflow.
+
+    Only ``completed``, ``failed`` and ``cancelled`` runs age out, counted from when they
+    finished; a queued, running, waiting or paused run is never purged.
+    """
+
+    #: Days by status: ``completed``, ``failed``, ``cancelled``.
+    days: tuple[tuple[str, float], ...] = tuple(RETENTION_DEFAULTS.items())
+    #: Per workflow: ``(workflow, status, days)``, overriding ``days`` for that workflow.
+    workflows: tuple[tuple[str, str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        for status, days in (*self.days, *((s, d) for _, s, d in self.workflows)):
+            if status not in RETENTION_DEFAULTS:
+                raise ValueError(
+                    f"retention applies to {sorted(RETENTION_DEFAULTS)}, not {status!r}"
+                )
+            if not days > 0:
+                raise ValueError(f"retention days must be > 0, got {days!r} for {status}")
+
+    @classmethod
+    def from_json(cls, text: str) -> RetentionPolicy:
+        """``{"completed": 30, "failed": 90, "workflows": {"app.flow": {"completed": 365}}}``."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("GRAPHRUN_RETENTION must be a JSON object")
+        per = data.pop("workflows", {}) or {}
+        days = {**RETENTION_DEFAULTS, **{k: float(v) for k, v in data.items()}}
+        return cls(
+            days=tuple(days.items()),
+            workflows=tuple(
+                (workflow, status, float(d))
+                for workflow, by_status in per.items()
+                for status, d in by_status.items()
+            ),
+        )
+
+    def days_for(self, status: str, workflow: str | None = None) -> float:
+        """How many days runs of ``workflow`` (or any, for None) in ``status`` are kept."""
+        for name, s, d in self.workflows:
+            if name == workflow and s == status:
+                return d
+        return dict(self.days)[status]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +102,8 @@ class Settings:
         allowed_packages: Package names apps may depend on (None: any on the index).
         allowed_extras: ``name[extra]`` forms apps may ask for (none by default).
         max_packages: Most dependencies one app may list.
+        retention: How long finished runs are kept (``GRAPHRUN_RETENTION``, JSON).
+        purge_interval_s: How often a worker purges what the policy ages out (0: never).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -70,6 +124,8 @@ class Settings:
     allowed_packages: frozenset[str] | None = None
     allowed_extras: frozenset[str] = frozenset()
     max_packages: int = 50
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    purge_interval_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -98,6 +154,8 @@ class Settings:
             values["allowed_packages"] = frozenset(
                 n.strip() for n in allowed.split(",") if n.strip()
             )
+        if retention := env.get("GRAPHRUN_RETENTION"):
+            values["retention"] = RetentionPolicy.from_json(retention)
         if extras := env.get("GRAPHRUN_ALLOWED_EXTRAS"):
             values["allowed_extras"] = frozenset(e.strip() for e in extras.split(",") if e.strip())
         if sync := env.get("GRAPHRUN_SQLITE_SYNCHRONOUS"):
@@ -113,6 +171,7 @@ class Settings:
             ("busy_timeout_s", "GRAPHRUN_BUSY_TIMEOUT"),
             ("install_timeout_s", "GRAPHRUN_INSTALL_TIMEOUT"),
             ("max_packages", "GRAPHRUN_MAX_PACKAGES"),
+            ("purge_interval_s", "GRAPHRUN_PURGE_INTERVAL"),
         ):
             if raw := env.get(key):
                 integral = name in (

@@ -93,4 +93,4 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     assert int(cases.group(1)) > 100
     operations = re.search(r"Tested: (\d+)", summary)
     assert operations is not None
-    assert int(operations.group(1)) == 22
+    assert int(operations.group(1)) == 24

@@ -12,7 +12,7 @@ from graphrun.engine import Engine
 from .authenticate import Authenticate
 from .errors import install_error_handlers
 from .hygiene import DEFAULT_MAX_BODY_BYTES, RequestHygiene
-from .routes import apps, events, health, runs, schedules, workflows
+from .routes import apps, events, health, retention, runs, schedules, workflows
 from .routes._params import known_query_only
 
 __all__ = ("create_app",)
@@ -49,7 +49,7 @@ def create_app(
     #: Set when the server begins to shut down: open streams and long-polls end at once.
     app.state.shutdown = asyncio.Event()
     install_error_handlers(app)
-    for module in (runs, events, workflows, apps, schedules, health):
+    for module in (runs, events, workflows, apps, schedules, retention, health):
         app.include_router(module.router)
     app.add_middleware(RequestHygiene, max_body_bytes=max_body_bytes)
     # Added last, so it runs first: nothing of an anonymous request is read or parsed.

@@ -1,4 +1,4 @@
-"""The ``graphrun`` root command: run, worker, serve, runs, apps, keys, schedules, db."""
+"""The ``graphrun`` root command: run, worker, serve, runs, apps, retention, keys, schedules, db."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from graphrun.engine.app_workers import PARENT_PID_ENV
 from graphrun.engine.process import settle_after_startup
 
 from . import apps as apps_commands
-from . import db, keys, runs, schedules
+from . import db, keys, retention, runs, schedules
 from ._common import (
     AppsOption,
     DbOption,
@@ -43,6 +43,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(apps_commands.app, name="apps")
+app.add_typer(retention.app, name="retention")
 
 
 @app.command("run")

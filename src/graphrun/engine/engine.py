@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -27,6 +28,7 @@ from graphrun.storage import (
     events,
     migrations,
     notify,
+    retention,
     schedules,
     signals,
     timers,
@@ -131,6 +133,7 @@ class Engine:
         self._loops: list[DueLoop] = []
         self._listener: notify.Listener | None = None
         self._graphs: dict[str, Any] = {}
+        self._purger: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -207,6 +210,8 @@ class Engine:
                 self._worker = Worker(self._db, self.settings, executor, self._graphs, versions)
                 await self._worker.start()
                 self._loops = [timer_loop] if self.drain else [timer_loop, schedule_loop]
+                if not self.drain and self.settings.purge_interval_s > 0:
+                    self._purger = asyncio.create_task(self._purge_loop(), name="graphrun-purge")
                 for loop in self._loops:
                     loop.start()
                 if db.dialect == "postgresql":
@@ -250,6 +255,11 @@ class Engine:
             self._worker.wake()
 
     async def _stop_loops(self) -> None:
+        purger, self._purger = self._purger, None
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.stop()
@@ -660,6 +670,34 @@ class Engine:
                 )
             )
         return overview
+
+    async def retention_stats(self) -> retention.RetentionStats:
+        """Runs by status and age, table sizes, and what the next purge would delete."""
+        return await retention.stats(self.db, self.settings.retention)
+
+    async def purge(
+        self, *, dry_run: bool = False, batch_size: int = retention.DEFAULT_BATCH
+    ) -> retention.PurgeReport:
+        """Delete the finished runs the retention policy ages out, with all that is theirs.
+
+        In batches of ``batch_size`` runs, each its own short transaction; a queued, running,
+        waiting or paused run is never touched. With ``dry_run``, only count.
+        """
+        report = await retention.purge(
+            self.db, self.settings.retention, dry_run=dry_run, batch_size=batch_size
+        )
+        if not dry_run and report.rows["runs"]:
+            logger.info("purged %s", report.to_json(), extra={"action": "purge"})
+        return report
+
+    async def _purge_loop(self) -> None:
+        """Purge what the policy ages out now and then (every worker; one at a time on PG)."""
+        while True:
+            await asyncio.sleep(self.settings.purge_interval_s)
+            try:
+                await self.purge()
+            except Exception as exc:  # the next round tries again
+                logger.warning("purge failed: %s", exc)
 
     async def check_ready(self) -> None:
         """Raise unless the database answers and its schema is current.

@@ -324,6 +324,12 @@ class Database:
         with map_errors():
             conn = self._writer_engine.connect()
             self._writer_conn = conn
+            driver: Any = conn.connection.driver_connection  # autocommit: no BEGIN around it
+            if migrate and driver.execute("SELECT 1 FROM sqlite_master").fetchone() is None:
+                # A new database (no table yet, the only time it can be set): freed pages can
+                # then go back to the file system after a purge (`reclaim_space`).
+                driver.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                driver.execute("VACUUM")  # applies it (WAL is on already); instant when empty
             with conn.begin():
                 if migrate:
                     migrations.upgrade_on(conn)
@@ -333,6 +339,33 @@ class Database:
             # at once and `_begin` waits for it on the writer thread instead.
             conn.exec_driver_sql("PRAGMA busy_timeout = 0")
             conn.commit()
+
+    async def reclaim_space(self, max_pages: int = 2000) -> int:
+        """Give up to ``max_pages`` free pages back to the file system (SQLite); pages freed.
+
+        SQLite keeps deleted rows' pages for reuse; with ``auto_vacuum=INCREMENTAL`` (set on
+        every database graphrun creates) ``incremental_vacuum`` truncates them off the file.
+        It runs on a connection of its own, briefly holding the write lock. PostgreSQL
+        reuses the space of deleted rows after (auto)vacuum: nothing to do here.
+        """
+        if self.dialect != "sqlite" or not self.url.database:
+            return 0
+        database, timeout = self.url.database, self._busy_timeout_ms / 1000
+
+        def run() -> int:
+            path = str(Path(database).resolve())
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            try:
+                before = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                # executescript runs the pragma to the end (execute frees a single page)
+                conn.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
+                after = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                return int(before) - int(after)
+            finally:
+                conn.close()
+
+        with map_errors():
+            return await asyncio.to_thread(run)
 
     def _check_sqlite_path(self) -> None:
         database = self.url.database

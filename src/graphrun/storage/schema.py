@@ -96,6 +96,8 @@ runs = Table(
     Index(None, "lease_owner"),
     # The timer loop: the earliest due time of a waiting run, and the runs due now.
     Index(None, "status", "wake_at"),
+    # Retention: the finished runs of a status past a cutoff.
+    Index(None, "status", "finished_at"),
 )
 
 run_events = Table(
