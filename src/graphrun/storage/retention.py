@@ -178,32 +178,31 @@ async def purge(
 
 async def _count(db: Database, condition: Any) -> tuple[dict[str, int], dict[str, int]]:
     """What a purge would delete: one query per table family."""
+    return await db.read(lambda conn: _count_in(conn, condition))
+
+
+def _count_in(conn: Connection, condition: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """`_count` inside a read the caller holds."""
     doomed = select(runs.c.id).where(condition).scalar_subquery()
-
-    def job(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
-        by_status = {
-            r.status: int(r.n)
-            for r in conn.execute(
-                select(runs.c.status, func.count().label("n"))
-                .where(condition)
-                .group_by(runs.c.status)
-            )
-        }
-        rows = {"runs": sum(by_status.values())}
-        for name, table, column in (
-            ("checkpoint_writes", checkpoint_writes, checkpoint_writes.c.thread_id),
-            ("checkpoints", checkpoints, checkpoints.c.thread_id),
-            ("run_events", run_events, run_events.c.run_id),
-            ("signals", signals, signals.c.run_id),
-        ):
-            rows[name] = int(
-                conn.execute(
-                    select(func.count()).select_from(table).where(column.in_(doomed))
-                ).scalar_one()
-            )
-        return {t: rows[t] for t in FAMILY}, by_status
-
-    return await db.read(job)
+    by_status = {
+        r.status: int(r.n)
+        for r in conn.execute(
+            select(runs.c.status, func.count().label("n")).where(condition).group_by(runs.c.status)
+        )
+    }
+    rows = {"runs": sum(by_status.values())}
+    for name, table, column in (
+        ("checkpoint_writes", checkpoint_writes, checkpoint_writes.c.thread_id),
+        ("checkpoints", checkpoints, checkpoints.c.thread_id),
+        ("run_events", run_events, run_events.c.run_id),
+        ("signals", signals, signals.c.run_id),
+    ):
+        rows[name] = int(
+            conn.execute(
+                select(func.count()).select_from(table).where(column.in_(doomed))
+            ).scalar_one()
+        )
+    return {t: rows[t] for t in FAMILY}, by_status
 
 
 def _bucket(age_days: Any) -> Any:
@@ -260,8 +259,7 @@ async def stats(
             tables[name] = {
                 "rows": int(conn.execute(select(func.count()).select_from(table)).scalar_one())
             }
-        return RetentionStats(runs=by_run, tables=tables, next_purge={})
+        next_purge, _ = _count_in(conn, purgeable(policy, now))
+        return RetentionStats(runs=by_run, tables=tables, next_purge=next_purge)
 
-    result = await db.read(job)
-    rows, _ = await _count(db, purgeable(policy, now))
-    return RetentionStats(runs=result.runs, tables=result.tables, next_purge=rows)
+    return await db.read(job)  # one read: the figures agree with each other
