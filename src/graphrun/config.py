@@ -39,8 +39,14 @@ class RetentionPolicy:
     days: tuple[tuple[str, float], ...] = tuple(RETENTION_DEFAULTS.items())
     #: Per workflow: ``(workflow, status, days)``, overriding ``days`` for that workflow.
     workflows: tuple[tuple[str, str, float], ...] = ()
+    #: Days after which a completed run keeps only its last checkpoint (its final state and
+    #: output stay readable; its history, and forks from earlier steps, go). None: never.
+    keep_last_checkpoint_after: float | None = None
 
     def __post_init__(self) -> None:
+        after = self.keep_last_checkpoint_after
+        if after is not None and not after > 0:
+            raise ValueError(f"keep_last_checkpoint_after must be > 0 days, got {after!r}")
         for status, days in (*self.days, *((s, d) for _, s, d in self.workflows)):
             if status not in RETENTION_DEFAULTS:
                 raise ValueError(
@@ -51,11 +57,15 @@ class RetentionPolicy:
 
     @classmethod
     def from_json(cls, text: str) -> RetentionPolicy:
-        """``{"completed": 30, "failed": 90, "workflows": {"app.flow": {"completed": 365}}}``."""
+        """``{"completed": 30, "workflows": {"app.flow": {"completed": 365}}}``.
+
+        ``"keep_last_checkpoint_after": 7`` compacts completed runs older than 7 days.
+        """
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("GRAPHRUN_RETENTION must be a JSON object")
         per = data.pop("workflows", {}) or {}
+        compact = data.pop("keep_last_checkpoint_after", None)
         days = {**RETENTION_DEFAULTS, **{k: float(v) for k, v in data.items()}}
         return cls(
             days=tuple(days.items()),
@@ -64,6 +74,7 @@ class RetentionPolicy:
                 for workflow, by_status in per.items()
                 for status, d in by_status.items()
             ),
+            keep_last_checkpoint_after=None if compact is None else float(compact),
         )
 
     def days_for(self, status: str, workflow: str | None = None) -> float:

@@ -20,7 +20,7 @@ import psycopg
 from sqlalchemy import event, update
 
 from graphrun import Engine, RunStatus
-from graphrun.storage import retention, timers
+from graphrun.storage import retention, timers, totals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.schema import runs
 from tests.conftest import APPS, EngineFactory
@@ -103,12 +103,16 @@ async def test_lists_claims_timers_and_purges_use_indexes(
             await timers.wake_due(engine.db)
             await retention.purge(engine.db, engine.settings.retention, dry_run=True)
 
+            await engine.retention_stats()
+
             def age(conn: Any) -> None:
+                totals.add(engine.db, conn, [done[0].id], -1)
                 conn.execute(
                     update(runs)
                     .where(runs.c.id == done[0].id)
                     .values(finished_at=time.time() - 400 * 86400)
                 )
+                totals.add(engine.db, conn, [done[0].id], +1)
 
             await engine.db.write(age)
             report = await retention.purge(engine.db, engine.settings.retention)

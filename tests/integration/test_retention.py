@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from sqlalchemy import func, select, update
 from graphrun import Engine, RunStatus
 from graphrun.api import create_app
 from graphrun.config import RetentionPolicy
-from graphrun.storage import retention
+from graphrun.storage import retention, totals
 from graphrun.storage.schema import checkpoint_writes, checkpoints, run_events, runs, signals
 from tests.conftest import APPS, EngineFactory
 
@@ -25,11 +26,13 @@ DAY = 86400.0
 
 
 async def age(engine: Engine, run_ids: list[str], days: float) -> None:
-    """Make runs look finished ``days`` ago."""
+    """Make runs look finished ``days`` ago (counted in the totals under that day)."""
     then = time.time() - days * DAY
 
     def job(conn: Any) -> None:
+        totals.add(engine.db, conn, run_ids, -1)
         conn.execute(update(runs).where(runs.c.id.in_(run_ids)).values(finished_at=then))
+        totals.add(engine.db, conn, run_ids, +1)
 
     await engine.db.write(job)
 
@@ -157,3 +160,114 @@ async def test_a_purge_gives_sqlite_pages_back_to_the_file_system(
     assert mode == 2  # INCREMENTAL, set when the database was created
     assert report.rows["runs"] == 40
     assert report.reclaimed_pages > 0
+
+
+async def counted(engine: Engine) -> dict[str, dict[str, int]]:
+    """Every table's rows and the checkpoint bytes, counted by reading them all."""
+
+    def job(conn: Any) -> dict[str, dict[str, int]]:
+        found = {
+            name: {"rows": conn.execute(select(func.count()).select_from(t)).scalar_one()}
+            for name, t in (
+                ("checkpoint_writes", checkpoint_writes),
+                ("checkpoints", checkpoints),
+                ("run_events", run_events),
+                ("signals", signals),
+                ("runs", runs),
+            )
+        }
+        found["checkpoints"]["bytes"] = (
+            conn.execute(
+                select(
+                    func.sum(
+                        func.length(checkpoints.c.checkpoint) + func.length(checkpoints.c.metadata)
+                    )
+                )
+            ).scalar_one()
+            + conn.execute(select(func.sum(func.length(checkpoint_writes.c.value)))).scalar_one()
+        )
+        return found
+
+    return await engine.db.read(job)
+
+
+async def test_stats_from_counts_kept_at_write_time_equal_a_full_count(
+    make_engine: EngineFactory,
+) -> None:
+    async with make_engine("linear", "primitives") as engine:
+        done = await finished(engine, "linear.ten", 6, {"x": 0})
+        await age(engine, done[:2], 40)
+        waiting = [
+            await engine.start("primitives.mailbox", {"count": 2, "items": []}) for _ in range(3)
+        ]
+        waiting = [await engine.wait(r.id, timeout=30) for r in waiting]
+        await engine.signal(waiting[0].id, "item", 1)  # a live run with a consumed signal
+        await engine.signal(waiting[1].id, "note", "x")  # and one with a queued signal
+        await engine.wait(waiting[0].id, timeout=30)
+        await engine.cancel(waiting[2].id)  # a cancelled run with events, counted as it ended
+        stats = await engine.retention_stats()
+        truth = await counted(engine)
+    assert stats.tables == truth
+    assert stats.tables["checkpoints"]["bytes"] > 0
+    rows = {(r["status"], r["age"]): r for r in stats.runs}
+    assert rows[("completed", "<90d")]["runs"] == 2
+    assert rows[("completed", "<1d")]["runs"] == 4
+    assert rows[("waiting", "<1d")]["runs"] == 2
+    assert rows[("completed", "<90d")]["rows"]["checkpoints"] > 0
+    assert stats.next_purge["runs"] == 2
+    assert stats.next_purge["checkpoints"] == rows[("completed", "<90d")]["rows"]["checkpoints"]
+
+
+async def test_old_completed_runs_can_keep_only_their_last_checkpoint(
+    make_engine: EngineFactory,
+) -> None:
+    policy = RetentionPolicy(keep_last_checkpoint_after=2)
+    async with make_engine("linear", retention=policy) as engine:
+        old = await finished(engine, "linear.ten", 5, {"x": 0})
+        recent = await finished(engine, "linear.ten", 2, {"x": 0})
+        await age(engine, old, 3)  # past 2 days: compacted; not past 30: kept
+        before = {r: await engine.history(r) for r in old + recent}
+        report = await retention.purge(engine.db, policy, batch_size=2)
+        again = await engine.purge()
+        after = {r: await engine.history(r) for r in old + recent}
+        outputs = [(await engine.get(r)).output for r in old]
+        fork = await engine.wait((await engine.fork(old[0])).id, timeout=30)
+        stats = await engine.retention_stats()
+        truth = await counted(engine)
+    assert report.rows["runs"] == 0
+    assert report.compacted_runs == 5
+    assert report.batches >= 3  # 5 runs in batches of 2
+    assert report.rows["checkpoints"] == sum(len(before[r]) - 1 for r in old)
+    assert report.bytes > 0
+    assert again.compacted_runs == 0  # nothing left to do
+    for run_id in old:
+        assert len(before[run_id]) > 1
+        assert [c.id for c in after[run_id]] == [before[run_id][0].id]  # the last one, kept
+        assert after[run_id][0].state == before[run_id][0].state
+    for run_id in recent:
+        assert after[run_id] == before[run_id]
+    assert all(o is not None for o in outputs)
+    assert fork.status is RunStatus.COMPLETED  # a fork from the kept checkpoint still works
+    assert stats.tables == truth  # the counts were recounted
+
+
+async def test_a_retried_run_leaves_the_failed_totals_and_is_counted_again_when_it_ends(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    async with make_engine("flaky") as engine:
+        run = await engine.start("flaky.once", {"marker": str(marker), "log": str(tmp_path / "l")})
+        assert (await engine.wait(run.id, timeout=30)).status is RunStatus.FAILED
+        failed = await engine.retention_stats()
+        marker.touch()
+        await engine.retry(run.id)
+        assert (await engine.wait(run.id, timeout=30)).status is RunStatus.COMPLETED
+        done = await engine.retention_stats()
+        truth = await counted(engine)
+
+    def by_status(stats: retention.RetentionStats) -> dict[str, int]:
+        return {r["status"]: r["runs"] for r in stats.runs}
+
+    assert by_status(failed) == {"failed": 1}
+    assert by_status(done) == {"completed": 1}  # not failed any more, not counted twice
+    assert done.tables == truth

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 from graphrun.storage import migrations
 from graphrun.storage.schema import metadata
 from tests.conftest import empty_postgres
+from tests.migrations.test_migrations import assert_backfilled, finished_run_at_0006
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]
@@ -57,5 +58,30 @@ def test_migrations_go_down_and_up_again_on_postgres(postgres_url: str) -> None:
         with engine.begin() as conn:
             migrations.upgrade_on(conn)
             assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_migration_0007_counts_what_finished_runs_hold_on_postgres(postgres_url: str) -> None:
+    empty_postgres(postgres_url)
+    engine = _engine(postgres_url)
+    try:
+        with engine.begin() as conn:
+            migrations.upgrade_on(conn)
+            config = migrations.alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0006")  # 0007 goes down too
+        with engine.begin() as conn:
+            run_id = finished_run_at_0006(conn)
+        with engine.begin() as conn:
+            migrations.upgrade_on(conn)
+            assert_backfilled(conn, run_id)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "DELETE FROM checkpoint_writes; DELETE FROM checkpoints;"
+                    " DELETE FROM run_events; DELETE FROM signals; DELETE FROM runs"
+                )
+            )
     finally:
         engine.dispose()

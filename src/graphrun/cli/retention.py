@@ -17,7 +17,7 @@ app = typer.Typer(
 
 @app.command("stats")
 def stats(database: DbOption = None, as_json: JsonOption = False) -> None:
-    """Runs by status and age, table sizes, and what the next purge would delete."""
+    """Runs by status and age, what they hold, and what the next purge would delete."""
 
     async def main() -> int:
         async with make_engine(database, [], run_worker=False) as engine:
@@ -27,7 +27,9 @@ def stats(database: DbOption = None, as_json: JsonOption = False) -> None:
             return 0
         for row in sorted(found.runs, key=lambda r: (r["status"], r["age"])):
             console.print(
-                f"  {row['status']:<10} {row['age']:>6}  {row['runs']:>9} runs", highlight=False
+                f"  {row['status']:<10} {row['age']:>6}  {row['runs']:>9,} runs"
+                f"  {row['rows']['checkpoints']:>10,} checkpoints  {row['bytes']:>14,} bytes",
+                highlight=False,
             )
         for name, table in found.tables.items():
             size = f", {table['bytes']:,} bytes" if "bytes" in table else ""
@@ -57,7 +59,15 @@ def apply(
             return 0
         verb = "would delete" if dry_run else "deleted"
         rows = ", ".join(f"{n:,} {t}" for t, n in report.rows.items())
-        console.print(f"{verb}: {rows} ({report.seconds:.2f} s)", highlight=False)
+        console.print(
+            f"{verb}: {rows}; {report.bytes:,} checkpoint bytes ({report.seconds:.2f} s)",
+            highlight=False,
+        )
+        if report.compacted_runs:
+            console.print(
+                f"kept only the last checkpoint of {report.compacted_runs:,} completed runs",
+                highlight=False,
+            )
         return 0
 
     raise typer.Exit(run_async(main))

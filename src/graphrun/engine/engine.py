@@ -672,7 +672,7 @@ class Engine:
         return overview
 
     async def retention_stats(self) -> retention.RetentionStats:
-        """Runs by status and age, table sizes, and what the next purge would delete."""
+        """Runs by status and age, what they hold, and what the next purge would delete."""
         return await retention.stats(self.db, self.settings.retention)
 
     async def purge(
@@ -681,12 +681,14 @@ class Engine:
         """Delete the finished runs the retention policy ages out, with all that is theirs.
 
         In batches of ``batch_size`` runs, each its own short transaction; a queued, running,
-        waiting or paused run is never touched. With ``dry_run``, only count.
+        waiting or paused run is never touched. Then, if the policy has
+        ``keep_last_checkpoint_after``, old completed runs keep only their last checkpoint.
+        With ``dry_run``, only count what the purge deletes.
         """
         report = await retention.purge(
             self.db, self.settings.retention, dry_run=dry_run, batch_size=batch_size
         )
-        if not dry_run and report.rows["runs"]:
+        if not dry_run and (report.rows["runs"] or report.compacted_runs):
             logger.info("purged %s", report.to_json(), extra={"action": "purge"})
         return report
 

@@ -10,16 +10,17 @@ so a run retried meanwhile is never deleted and nothing is left without its run.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import and_, any_, bindparam, case, delete, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from graphrun.config import RETENTION_DEFAULTS, RetentionPolicy
 
-from .schema import checkpoint_writes, checkpoints, run_events, runs, signals
+from . import footprint, totals
+from .schema import checkpoint_writes, checkpoints, run_events, run_totals, runs, signals
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -43,6 +44,10 @@ class PurgeReport:
     dry_run: bool
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAMILY, 0))
     runs_by_status: dict[str, int] = field(default_factory=dict)
+    #: Checkpoint and write bytes freed (as counted when each run finished).
+    bytes: int = 0
+    #: Completed runs cut down to their last checkpoint (``keep_last_checkpoint_after``).
+    compacted_runs: int = 0
     batches: int = 0
     seconds: float = 0.0
     #: SQLite pages given back to the file system (``incremental_vacuum``) after each batch.
@@ -54,6 +59,8 @@ class PurgeReport:
             "dry_run": self.dry_run,
             "rows": self.rows,
             "runs_by_status": self.runs_by_status,
+            "bytes": self.bytes,
+            "compacted_runs": self.compacted_runs,
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
             "reclaimed_pages": self.reclaimed_pages,
@@ -62,7 +69,7 @@ class PurgeReport:
 
 @dataclass(frozen=True)
 class RetentionStats:
-    """Runs by status and age, table sizes, and what the next purge would delete."""
+    """Runs by status and age, what they hold, and what the next purge would delete."""
 
     runs: list[dict[str, Any]]
     tables: dict[str, dict[str, Any]]
@@ -73,65 +80,186 @@ class RetentionStats:
         return {"runs": self.runs, "tables": self.tables, "next_purge": self.next_purge}
 
 
+@dataclass(frozen=True)
+class _Term:
+    """Part of a policy: runs of a status (and workflow) finished before a cutoff.
+
+    ``workflow`` names the one workflow a per-workflow term is about; ``others``, the
+    workflows the status's default term leaves to their own terms.
+    """
+
+    status: str
+    cutoff: float
+    workflow: str | None = None
+    others: tuple[str, ...] = ()
+
+    def which(self, status: Any, workflow: Any) -> ColumnElement[bool]:
+        """The term's status and workflow condition on a table's columns."""
+        if self.workflow is not None:
+            return and_(status == self.status, workflow == self.workflow)
+        if self.others:
+            return and_(status == self.status, workflow.not_in(self.others))
+        return and_(status == self.status)
+
+    @property
+    def cutoff_day(self) -> int:
+        """The finish day the cutoff falls on: days before it are wholly past the cutoff."""
+        return int(self.cutoff // DAY)
+
+
+def _terms(policy: RetentionPolicy, now: float) -> list[_Term]:
+    terms = []
+    for status in RETENTION_DEFAULTS:
+        overridden = tuple(sorted({w for w, s, _ in policy.workflows if s == status}))
+        terms.append(_Term(status, now - policy.days_for(status) * DAY, others=overridden))
+        for workflow in overridden:
+            cutoff = now - policy.days_for(status, workflow) * DAY
+            terms.append(_Term(status, cutoff, workflow=workflow))
+    return terms
+
+
 def purgeable(policy: RetentionPolicy, now: float) -> ColumnElement[bool]:
     """The condition on ``runs`` of what ``policy`` ages out at ``now``.
 
     Each term is a status and a finish time before a cutoff: an index on (status,
     finished_at) serves it.
     """
-    terms = []
-    for status in RETENTION_DEFAULTS:
-        overridden = sorted({w for w, s, _ in policy.workflows if s == status})
-        default = and_(
-            runs.c.status == status,
-            runs.c.finished_at < now - policy.days_for(status) * DAY,
+    return or_(
+        *(
+            and_(t.which(runs.c.status, runs.c.workflow), runs.c.finished_at < t.cutoff)
+            for t in _terms(policy, now)
         )
-        if overridden:
-            default = and_(default, runs.c.workflow.not_in(overridden))
-        terms.append(default)
-        for workflow in overridden:
-            terms.append(
-                and_(
-                    runs.c.status == status,
-                    runs.c.workflow == workflow,
-                    runs.c.finished_at < now - policy.days_for(status, workflow) * DAY,
-                )
-            )
-    return or_(*terms)
+    )
 
 
 #: PostgreSQL advisory lock key: one purge batch at a time across every process.
 PURGE_LOCK = 0x67727275  # "grru"
+LIVE = ("queued", "running", "waiting", "paused")
+
+
+#: One purge transaction: (database, connection, condition, limit) -> what it did.
+Batch = Callable[["Database", "Connection", Any, int], dict[str, Any]]
+
+
+def _empty() -> dict[str, Any]:
+    return {"rows": dict.fromkeys(FAMILY, 0), "statuses": {}, "bytes": 0}
+
+
+def _locked(db: Database, conn: Connection) -> bool:
+    """PostgreSQL: take the purge lock for this transaction, unless another process has it."""
+    if db.dialect != "postgresql":
+        return True  # SQLite has one writer: batches are serialized anyway
+    return bool(conn.execute(select(func.pg_try_advisory_xact_lock(PURGE_LOCK))).scalar_one())
+
+
+def _pick(db: Database, condition: Any, limit: int, *columns: Any) -> Any:
+    """Up to ``limit`` runs matching ``condition``; on PostgreSQL locked, skipping held rows."""
+    chosen = select(runs.c.id, *columns).where(condition).limit(limit)
+    return chosen.with_for_update(skip_locked=True) if db.dialect == "postgresql" else chosen
+
+
+def _among(db: Database, column: Any, ids: Sequence[str]) -> Any:
+    """``column IN ids``, for a batch of hundreds of ids.
+
+    On PostgreSQL one string parameter the server splits (ids hold no comma): far cheaper
+    for the client than rendering and sending a parameter per id.
+    """
+    if db.dialect == "postgresql":
+        return column == any_(func.string_to_array(bindparam(None, ",".join(ids)), ","))
+    return column.in_(ids)
+
+
+def _holding(picked: Sequence[Any], counter: str) -> list[str]:
+    """The picked runs that hold rows of a table, by their footprint (unknown: assume so)."""
+    return [r.id for r in picked if getattr(r, counter) is None or getattr(r, counter) > 0]
 
 
 def _delete_batch(db: Database, conn: Connection, condition: Any, limit: int) -> dict[str, Any]:
-    if db.dialect == "postgresql":
-        taken = conn.execute(select(func.pg_try_advisory_xact_lock(PURGE_LOCK))).scalar_one()
-        if not taken:  # another process purges now: leave it the work
-            return {"rows": dict.fromkeys(FAMILY, 0), "statuses": {}, "busy": True}
-    chosen = select(runs.c.id, runs.c.status).where(condition).limit(limit)
-    if db.dialect == "postgresql":
-        chosen = chosen.with_for_update(skip_locked=True)
-    picked = conn.execute(chosen).all()
+    if not _locked(db, conn):  # another process purges now: leave it the work
+        return _empty() | {"busy": True}
+    picked = conn.execute(
+        _pick(
+            db,
+            condition,
+            limit,
+            runs.c.status,
+            runs.c.workflow,
+            runs.c.finished_at,
+            *(runs.c[c] for c in totals.AMOUNTS),
+        )
+    ).all()
     ids = [r.id for r in picked]
-    counts: dict[str, Any] = dict.fromkeys(FAMILY, 0)
+    found = _empty()
     if not ids:
-        return {"rows": counts, "statuses": {}}
-    counts["checkpoint_writes"] = conn.execute(
-        delete(checkpoint_writes).where(checkpoint_writes.c.thread_id.in_(ids))
-    ).rowcount
-    counts["checkpoints"] = conn.execute(
-        delete(checkpoints).where(checkpoints.c.thread_id.in_(ids))
-    ).rowcount
-    counts["run_events"] = conn.execute(
-        delete(run_events).where(run_events.c.run_id.in_(ids))
-    ).rowcount
-    counts["signals"] = conn.execute(delete(signals).where(signals.c.run_id.in_(ids))).rowcount
-    counts["runs"] = conn.execute(delete(runs).where(runs.c.id.in_(ids))).rowcount
-    statuses: dict[str, int] = {}
+        return found
+    counts = found["rows"]
+    totals.take_out(db, conn, picked)
+    # Only the runs holding rows of a table are looked up in it (a finished run's footprint
+    # says which): most finished runs have no checkpoint and no signal left.
+    for name, table, column in (
+        ("checkpoint_writes", checkpoint_writes, checkpoint_writes.c.thread_id),
+        ("checkpoints", checkpoints, checkpoints.c.thread_id),
+        ("run_events", run_events, run_events.c.run_id),
+        ("signals", signals, signals.c.run_id),
+    ):
+        holding = _holding(picked, footprint.COUNTERS[name])
+        if holding:
+            counts[name] = conn.execute(delete(table).where(_among(db, column, holding))).rowcount
+    counts["runs"] = conn.execute(delete(runs).where(_among(db, runs.c.id, ids))).rowcount
     for row in picked:
-        statuses[row.status] = statuses.get(row.status, 0) + 1
-    return {"rows": counts, "statuses": statuses}
+        found["statuses"][row.status] = found["statuses"].get(row.status, 0) + 1
+        found["bytes"] += row.checkpoint_bytes or 0
+    return found
+
+
+def compactable(policy: RetentionPolicy, now: float) -> ColumnElement[bool] | None:
+    """The completed runs ``keep_last_checkpoint_after`` cuts down, if the policy has it.
+
+    Served by a partial index of the finished runs holding more than one checkpoint.
+    """
+    after = policy.keep_last_checkpoint_after
+    if after is None:
+        return None
+    return and_(
+        runs.c.status == "completed",
+        runs.c.finished_at < now - after * DAY,
+        runs.c.n_checkpoints > 1,
+    )
+
+
+def _compact_batch(db: Database, conn: Connection, condition: Any, limit: int) -> dict[str, Any]:
+    """Delete all but the newest root checkpoint (and its writes) of up to ``limit`` runs."""
+    if not _locked(db, conn):
+        return _empty() | {"busy": True}
+    before = conn.execute(_pick(db, condition, limit, runs.c.checkpoint_bytes)).all()
+    ids = [r.id for r in before]
+    found = _empty()
+    if not ids:
+        return found
+    kept = [
+        r.newest
+        for r in conn.execute(
+            select(func.max(checkpoints.c.checkpoint_id).label("newest"))
+            .where(checkpoints.c.thread_id.in_(ids), checkpoints.c.checkpoint_ns == "")
+            .group_by(checkpoints.c.thread_id)
+        )
+    ]
+    totals.add(db, conn, ids, -1)  # counted in again, smaller, by `footprint.count_in`
+    # Checkpoint ids are unique across threads: "not one of the kept" is per run.
+    for name, table in (("checkpoint_writes", checkpoint_writes), ("checkpoints", checkpoints)):
+        found["rows"][name] = conn.execute(
+            delete(table).where(
+                table.c.thread_id.in_(ids),
+                or_(table.c.checkpoint_ns != "", table.c.checkpoint_id.not_in(kept)),
+            )
+        ).rowcount
+    footprint.count_in(db, conn, ids)
+    after = conn.execute(
+        select(func.coalesce(func.sum(runs.c.checkpoint_bytes), 0)).where(runs.c.id.in_(ids))
+    ).scalar_one()
+    found["bytes"] = sum(r.checkpoint_bytes or 0 for r in before) - int(after)
+    found["compacted"] = len(ids)
+    return found
 
 
 async def purge(
@@ -144,6 +272,8 @@ async def purge(
     max_batches: int | None = None,
 ) -> PurgeReport:
     """Delete what ``policy`` ages out, ``batch_size`` runs per transaction; or count it.
+
+    Then, if the policy says so, cut old completed runs down to their last checkpoint.
 
     Args:
         db: The database.
@@ -158,51 +288,94 @@ async def purge(
     condition = purgeable(policy, now)
     report = PurgeReport(dry_run=dry_run)
     if dry_run:
-        report.rows, report.runs_by_status = await _count(db, condition)
+        doomed = await db.read(lambda conn: _next_purge(conn, policy, now))
+        report.rows, report.runs_by_status, report.bytes = doomed
         report.seconds = time.monotonic() - started
         return report
-    while max_batches is None or report.batches < max_batches:
-        done = await db.write(lambda conn: _delete_batch(db, conn, condition, batch_size))
-        report.batches += 1
-        for table, n in done["rows"].items():
-            report.rows[table] += n
-        for status, n in done["statuses"].items():
-            report.runs_by_status[status] = report.runs_by_status.get(status, 0) + n
-        if done["rows"]["runs"]:
-            report.reclaimed_pages += await db.reclaim_space()
-        if done.get("busy") or done["rows"]["runs"] < batch_size:
-            break
+    compact = compactable(policy, now)
+    steps: list[tuple[Any, Batch]] = [(condition, _delete_batch)]
+    if compact is not None:
+        steps.append((compact, _compact_batch))
+    for where, batch in steps:
+
+        def one(conn: Connection, where: Any = where, batch: Batch = batch) -> dict[str, Any]:
+            return batch(db, conn, where, batch_size)
+
+        while max_batches is None or report.batches < max_batches:
+            done = await db.write(one)
+            report.batches += 1
+            for table, n in done["rows"].items():
+                report.rows[table] += n
+            for status, n in done["statuses"].items():
+                report.runs_by_status[status] = report.runs_by_status.get(status, 0) + n
+            report.bytes += done["bytes"]
+            report.compacted_runs += done.get("compacted", 0)
+            if any(done["rows"].values()):
+                report.reclaimed_pages += await db.reclaim_space()
+            touched = done["rows"]["runs"] or done.get("compacted", 0)
+            if done.get("busy") or touched < batch_size:
+                break
+    if report.batches:
+        await db.write(totals.drop_empty)
     report.seconds = time.monotonic() - started
     return report
 
 
-async def _count(db: Database, condition: Any) -> tuple[dict[str, int], dict[str, int]]:
-    """What a purge would delete: one query per table family."""
-    return await db.read(lambda conn: _count_in(conn, condition))
+def _amounts(table: Any) -> list[Any]:
+    """A table's footprint columns, summed."""
+    return [func.coalesce(func.sum(table.c[c]), 0) for c in totals.AMOUNTS]
 
 
-def _count_in(conn: Connection, condition: Any) -> tuple[dict[str, int], dict[str, int]]:
-    """`_count` inside a read the caller holds."""
-    doomed = select(runs.c.id).where(condition).scalar_subquery()
-    by_status = {
-        r.status: int(r.n)
-        for r in conn.execute(
-            select(runs.c.status, func.count().label("n")).where(condition).group_by(runs.c.status)
+def _rows_of(counted: Sequence[Any]) -> dict[str, int]:
+    """Rows per table from summed footprint columns (`totals.AMOUNTS` order, bytes last)."""
+    return {t: int(v or 0) for t, v in zip(footprint.COUNTERS, counted, strict=False)}
+
+
+def _next_purge(
+    conn: Connection, policy: RetentionPolicy, now: float
+) -> tuple[dict[str, int], dict[str, int], int]:
+    """What a purge would delete (rows per table, runs per status, bytes): two queries.
+
+    Whole finish days before each cutoff are summed from ``run_totals``; only the day a
+    cutoff falls on is read from ``runs`` (by its index), where the finish times are.
+    """
+    terms = _terms(policy, now)
+    rows = dict.fromkeys(FAMILY, 0)
+    by_status: dict[str, int] = {}
+    size = 0
+    whole_days = or_(
+        *(
+            and_(
+                t.which(run_totals.c.status, run_totals.c.workflow), run_totals.c.day < t.cutoff_day
+            )
+            for t in terms
         )
-    }
-    rows = {"runs": sum(by_status.values())}
-    for name, table, column in (
-        ("checkpoint_writes", checkpoint_writes, checkpoint_writes.c.thread_id),
-        ("checkpoints", checkpoints, checkpoints.c.thread_id),
-        ("run_events", run_events, run_events.c.run_id),
-        ("signals", signals, signals.c.run_id),
+    )
+    cutoff_days = or_(
+        *(
+            and_(
+                t.which(runs.c.status, runs.c.workflow),
+                runs.c.finished_at >= t.cutoff_day * DAY,
+                runs.c.finished_at < t.cutoff,
+            )
+            for t in terms
+        )
+    )
+    for query in (
+        select(run_totals.c.status, func.sum(run_totals.c.runs), *_amounts(run_totals))
+        .where(whole_days)
+        .group_by(run_totals.c.status),
+        select(runs.c.status, func.count(), *_amounts(runs))
+        .where(cutoff_days)
+        .group_by(runs.c.status),
     ):
-        rows[name] = int(
-            conn.execute(
-                select(func.count()).select_from(table).where(column.in_(doomed))
-            ).scalar_one()
-        )
-    return {t: rows[t] for t in FAMILY}, by_status
+        for status, n, *counted in conn.execute(query):
+            by_status[status] = by_status.get(status, 0) + int(n)
+            rows["runs"] += int(n)
+            for table, value in _rows_of(counted).items():
+                rows[table] += value
+            size += int(counted[-1])
+    return rows, by_status, size
 
 
 def _bucket(age_days: Any) -> Any:
@@ -210,56 +383,74 @@ def _bucket(age_days: Any) -> Any:
     return case(*whens, else_=f">={BUCKETS[-1]}d")
 
 
+def _live_footprint() -> list[Any]:
+    """What unfinished runs hold, counted from their rows (they are few next to finished)."""
+    measured = footprint.measured(runs.c.id)
+    return [func.coalesce(func.sum(measured[c]), 0) for c in totals.AMOUNTS]
+
+
 async def stats(
     db: Database, policy: RetentionPolicy, *, now: float | None = None
 ) -> RetentionStats:
-    """Runs by status and age bucket (count, oldest, newest), table sizes, the next purge.
+    """Runs by status and age bucket (count, oldest, newest, what they hold), the next purge.
 
-    One grouped query for runs and one per other table family, whatever the number of runs.
+    Finished runs come from ``run_totals``, by finish day (their age is whole days since
+    it; oldest and newest are the starts of the first and last finish days); unfinished
+    runs from their rows (age since created). A few queries, whatever the number of runs.
     """
     now = time.time() if now is None else now
-    age = (now - func.coalesce(runs.c.finished_at, runs.c.created_at)) / DAY
-    bucket = _bucket(age).label("age")
+    today = int(now // DAY)
 
     def job(conn: Connection) -> RetentionStats:
-        grouped = conn.execute(
-            select(
-                runs.c.status,
-                bucket,
-                func.count().label("n"),
-                func.min(runs.c.created_at).label("oldest"),
-                func.max(runs.c.created_at).label("newest"),
-            ).group_by(runs.c.status, bucket)
-        ).all()
-        by_run = [
-            {
-                "status": r.status,
-                "age": r.age,
-                "runs": int(r.n),
-                "oldest": r.oldest,
-                "newest": r.newest,
-            }
-            for r in grouped
-        ]
-        tables: dict[str, dict[str, Any]] = {}
-        sized: Sequence[tuple[str, Any, Any]] = (
-            (
-                "checkpoints",
-                checkpoints,
-                func.length(checkpoints.c.checkpoint) + func.length(checkpoints.c.metadata),
+        finished_age = _bucket(today - run_totals.c.day).label("age")
+        live_age = _bucket((now - runs.c.created_at) / DAY).label("age")
+        found = [
+            *conn.execute(
+                select(
+                    run_totals.c.status,
+                    finished_age,
+                    func.sum(run_totals.c.runs),
+                    func.min(run_totals.c.day) * DAY,
+                    func.max(run_totals.c.day) * DAY,
+                    *_amounts(run_totals),
+                )
+                .group_by(run_totals.c.status, finished_age)
+                .having(func.sum(run_totals.c.runs) > 0)
             ),
-            ("checkpoint_writes", checkpoint_writes, func.length(checkpoint_writes.c.value)),
-        )
-        for name, table, size in sized:
-            row = conn.execute(
-                select(func.count(), func.coalesce(func.sum(size), 0)).select_from(table)
-            ).one()
-            tables[name] = {"rows": int(row[0]), "bytes": int(row[1])}
-        for name, table in (("run_events", run_events), ("signals", signals)):
-            tables[name] = {
-                "rows": int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            }
-        next_purge, _ = _count_in(conn, purgeable(policy, now))
+            *conn.execute(
+                select(
+                    runs.c.status,
+                    live_age,
+                    func.count(),
+                    func.min(runs.c.created_at),
+                    func.max(runs.c.created_at),
+                    *_live_footprint(),
+                )
+                .where(runs.c.status.in_(LIVE))
+                .group_by(runs.c.status, live_age)
+            ),
+        ]
+        by_run = []
+        tables = {name: {"rows": 0} for name in FAMILY}
+        tables["checkpoints"]["bytes"] = 0
+        for status, age, n, oldest, newest, *counted in found:
+            held = _rows_of(counted)
+            by_run.append(
+                {
+                    "status": status,
+                    "age": age,
+                    "runs": int(n),
+                    "oldest": oldest,
+                    "newest": newest,
+                    "rows": held,
+                    "bytes": int(counted[-1]),
+                }
+            )
+            tables["runs"]["rows"] += int(n)
+            for table, value in held.items():
+                tables[table]["rows"] += value
+            tables["checkpoints"]["bytes"] += int(counted[-1])
+        next_purge, _, _ = _next_purge(conn, policy, now)
         return RetentionStats(runs=by_run, tables=tables, next_purge=next_purge)
 
     return await db.read(job)  # one read: the figures agree with each other

@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, case, or_, select, update
 
 from graphrun import errors
 
-from . import events, notify
+from . import events, footprint, notify, totals
 from .records import Run, RunPage, RunStatus
 from .schema import runs
 
@@ -337,6 +337,10 @@ def transition_in(
         if claimed
         else (status.value if isinstance(status, RunStatus) else None),
     )
+    if status is not None and not status.terminal and any(s.terminal for s in allowed):
+        # Leaving a finished status (a retry): out of the totals, as it still is. Should the
+        # compare-and-set below fail, the transaction is rolled back with this.
+        totals.add(db, conn, (run_id,), -1)
     params: dict[str, Any] = {"run_id": run_id, **{f"set_{c}": values[c] for c in shape.columns}}
     if seen_version is not None:
         params["seen_version"] = seen_version
@@ -367,9 +371,20 @@ def transition_in(
     if cancel_wins and run.status is RunStatus.CANCELLED:
         rows.append((run_id, "cancelled", {"while": values.get("status", "")}))
     events.append(db, conn, rows)
+    _settled(db, conn, run)
+    return run
+
+
+def _settled(db: Database, conn: Connection, run: Run) -> None:
+    """What follows a change once its rows are written.
+
+    A finished run's footprint is counted (nothing is added to it any more); a queued
+    run's workers are told.
+    """
+    if run.status.terminal:
+        footprint.count_in(db, conn, (run.id,))
     if run.status is RunStatus.QUEUED:
         notify.queued(db, conn, {run.workflow})
-    return run
 
 
 @dataclass(frozen=True)
@@ -713,6 +728,7 @@ async def requeue_expired(db: Database) -> list[str]:
             [(i, "status", {"status": "cancelled"}) for i in cancelled_ids]
             + [(i, "status", {"status": "queued", "reason": "lease_expired"}) for i in requeued],
         )
+        footprint.count_in(db, conn, cancelled_ids)
         children = sorted((r for r in rows if r.parent_id and r.status.terminal), key=_by_parent)
         if children:
             from .signals import tell_parent  # signals builds on this module

@@ -1,7 +1,9 @@
 """The database schema: one MetaData, the same tables on SQLite and PostgreSQL.
 
 Changed only through migrations (``storage/migrations``); a test proves that the migration
-head equals this module. Timestamps are seconds since the epoch (float) taken from the
+head equals this module. No table has a foreign key to ``runs``: a run's rows are only ever
+deleted by the purge, which deletes them itself, children first, in the run's transaction
+(a test counts orphans); a foreign key's check on every deleted run doubled the purge's cost. Timestamps are seconds since the epoch (float) taken from the
 database clock, so leases never depend on a worker's clock.
 """
 
@@ -9,10 +11,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Double,
-    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -31,6 +34,7 @@ __all__ = (
     "checkpoints",
     "metadata",
     "run_events",
+    "run_totals",
     "runs",
     "schedules",
     "signals",
@@ -86,6 +90,13 @@ runs = Table(
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
     Column("finished_at", Double, nullable=True),
+    # What a finished run holds, counted in the transaction that finished it: retention stats
+    # sum these instead of reading every checkpoint. NULL until the run first finishes.
+    Column("n_checkpoints", Integer, nullable=True),
+    Column("n_writes", Integer, nullable=True),
+    Column("n_events", Integer, nullable=True),
+    Column("n_signals", Integer, nullable=True),
+    Column("checkpoint_bytes", BigInteger, nullable=True),
     # list_runs: newest first, filtered by status and/or workflow, keyset on (created_at, id).
     Index(None, "created_at", "id"),
     Index(None, "status", "created_at", "id"),
@@ -96,15 +107,23 @@ runs = Table(
     Index(None, "lease_owner"),
     # The timer loop: the earliest due time of a waiting run, and the runs due now.
     Index(None, "status", "wake_at"),
-    # Retention: the finished runs of a status past a cutoff.
+    # Retention: the finished runs of a status past a cutoff; and of them, those holding
+    # more than one checkpoint (what `keep_last_checkpoint_after` cuts down), only those.
     Index(None, "status", "finished_at"),
+    Index(
+        "ix_runs_compactable",
+        "status",
+        "finished_at",
+        sqlite_where=text("n_checkpoints > 1"),
+        postgresql_where=text("n_checkpoints > 1"),
+    ),
 )
 
 run_events = Table(
     "run_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", String(36), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("data", JSONType, nullable=False),
     Column("created_at", Double, nullable=False),
@@ -171,7 +190,7 @@ signals = Table(
     "signals",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", String(36), nullable=False),
     Column("name", String(100), nullable=False),
     Column("payload", JSONType, nullable=True),
     Column("created_at", Double, nullable=False),
@@ -211,6 +230,26 @@ checkpoints = Table(
     Column("metadata_type", String(32), nullable=False),
     Column("metadata", LargeBinary, nullable=False),
     Column("created_at", Double, nullable=False),
+)
+
+run_totals = Table(
+    "run_totals",
+    metadata,
+    # Finished runs and what they hold, by status, workflow and finish day (UTC days since
+    # the epoch): retention stats read these few thousand rows, not a million runs. Kept in
+    # the transactions that finish, retry, purge or compact runs. ``shard`` (the run id's
+    # last hex digit) spreads runs finishing at once over 16 rows, so they rarely wait on
+    # one another's row lock.
+    Column("status", String(16), primary_key=True),
+    Column("workflow", String(130), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("shard", String(1), primary_key=True),
+    Column("runs", BigInteger, nullable=False),
+    Column("n_checkpoints", BigInteger, nullable=False),
+    Column("n_writes", BigInteger, nullable=False),
+    Column("n_events", BigInteger, nullable=False),
+    Column("n_signals", BigInteger, nullable=False),
+    Column("checkpoint_bytes", BigInteger, nullable=False),
 )
 
 checkpoint_writes = Table(

@@ -6,11 +6,13 @@ import asyncio
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from graphrun import errors
 from graphrun.ids import RunIdFactory
-from graphrun.storage import Database, RunStatus
+from graphrun.storage import Database, RunStatus, events
 from graphrun.storage import runs as runs_store
+from graphrun.storage.schema import runs
 
 IDS = RunIdFactory()
 
@@ -157,15 +159,36 @@ async def test_expired_lease_is_requeued_and_fences_the_old_owner(db: Database) 
 
 
 async def test_requeue_expired_cancels_runs_whose_cancel_was_requested(db: Database) -> None:
-    await runs_store.insert(db, new_run())
-    run = await claim_one(db, ttl=-1.0)
-    await runs_store.transition(
-        db, run.id, action="cancel", allowed=(RunStatus.RUNNING,), values={"cancel_requested": True}
+    cancelled = []
+    for _ in range(2):
+        await runs_store.insert(db, new_run())
+        run = await claim_one(db, ttl=-1.0)
+        await runs_store.transition(
+            db,
+            run.id,
+            action="cancel",
+            allowed=(RunStatus.RUNNING,),
+            values={"cancel_requested": True},
+        )
+        cancelled.append(run.id)
+    assert sorted(await runs_store.requeue_expired(db)) == sorted(cancelled)
+    found = await runs_store.get_many(db, cancelled)
+    assert {r.status for r in found.values()} == {RunStatus.CANCELLED}
+    # What each holds is counted as it ends: its events (created, queued, running, cancel
+    # asked, cancelled), no checkpoint.
+    held = await db.rows(
+        select(runs.c.id, runs.c.n_events, runs.c.n_checkpoints, runs.c.checkpoint_bytes).where(
+            runs.c.id.in_(cancelled)
+        )
     )
-    assert await runs_store.requeue_expired(db) == [run.id]
-    current = await runs_store.get(db, run.id)
-    assert current is not None
-    assert current.status is RunStatus.CANCELLED
+    assert {r["id"]: (r["n_events"], r["n_checkpoints"], r["checkpoint_bytes"]) for r in held} == {
+        i: (await count_events(db, i), 0, 0) for i in cancelled
+    }
+
+
+async def count_events(db: Database, run_id: str) -> int:
+    """The run's events, counted now."""
+    return len(await events.list_for_run(db, run_id, after_id=0, limit=1000))
 
 
 async def test_heartbeat_extends_only_the_owners_leases(db: Database) -> None:

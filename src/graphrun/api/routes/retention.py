@@ -45,6 +45,8 @@ class PurgeOut(BaseModel):
     dry_run: bool
     rows: dict[str, int]
     runs_by_status: dict[str, int]
+    bytes: int
+    compacted_runs: int
     batches: int
     seconds: float
     reclaimed_pages: int
@@ -52,7 +54,7 @@ class PurgeOut(BaseModel):
 
 @router.get("", response_model=RetentionStatsOut, operation_id="retention_stats")
 async def retention_stats(engine: EngineDep) -> dict[str, Any]:
-    """Retention stats, in one query per table family."""
+    """Runs by status and age, what they hold, the next purge: two grouped queries."""
     return (await engine.retention_stats()).to_json()
 
 

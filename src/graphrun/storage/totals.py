@@ -1,0 +1,145 @@
+"""Finished runs counted by status, workflow and finish day, kept as runs finish and go.
+
+Retention stats sum ``run_totals`` (statuses x workflows x days x 16 shards: thousands of
+rows) instead of a million runs. Rows are sums: runs going out are counted in a row of their
+own (shard ``-``, negative), so only the sum over a (status, workflow, day) means anything. Each change is made in the transaction that changes the
+runs: a run finishing adds itself (with what it holds, `footprint`), a retried run takes
+itself out before it leaves its finished status, the purge takes out what it deletes, and
+compaction what it frees. Every change is one ``INSERT ... SELECT ... GROUP BY ... ON
+CONFLICT DO UPDATE`` over the runs' own rows, in key order (so two transactions never wait
+on each other's rows in opposite orders).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Integer, bindparam, cast, delete, func, literal, select, tuple_
+
+from .schema import run_totals, runs
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .database import Database
+
+__all__ = ("DAY", "FINISHED", "add", "drop_empty", "finish_day", "take_out")
+
+DAY = 86400.0
+#: The statuses counted here: a run is in the table exactly while it has one of them.
+FINISHED = ("completed", "failed", "cancelled")
+#: The footprint columns, summed.
+AMOUNTS = ("n_checkpoints", "n_writes", "n_events", "n_signals", "checkpoint_bytes")
+
+
+def finish_day(db: Database, finished_at: Any) -> Any:
+    """The UTC day (since the epoch) of a finish time, as SQL: ``floor(t / 86400)``.
+
+    PostgreSQL's cast to integer rounds, SQLite's truncates (the same as floor for the
+    positive times here; its ``floor`` is not always compiled in).
+    """
+    days = finished_at / DAY
+    return cast(func.floor(days) if db.dialect == "postgresql" else days, Integer)
+
+
+def _statement(db: Database, sign: int, many: bool) -> Any:
+    def build() -> Any:
+        day = finish_day(db, runs.c.finished_at).label("day")
+        # Runs going out are taken out of one row per (status, workflow, day), shard "-":
+        # a purge batch then changes a few dozen rows, not one per run.
+        shard = (literal("-") if sign < 0 else func.substr(runs.c.id, 36, 1)).label("shard")
+        wanted = (
+            runs.c.id.in_(bindparam("ids", expanding=True))
+            if many
+            else (runs.c.id == bindparam("run_id"))
+        )
+        counted = (
+            select(
+                runs.c.status,
+                runs.c.workflow,
+                day,
+                shard,
+                (func.count() * literal(sign)).label("runs"),
+                *(
+                    (func.coalesce(func.sum(runs.c[c]), 0) * literal(sign)).label(c)
+                    for c in AMOUNTS
+                ),
+            )
+            # The status as an expression no index holds: SQLite would otherwise read the
+            # runs by a status index, all of the finished ones, instead of by their ids.
+            .where(wanted, (runs.c.status + literal("")).in_(FINISHED))
+            .group_by(runs.c.status, runs.c.workflow, day, shard)
+            .order_by(runs.c.status, runs.c.workflow, day, shard)
+        )
+        insert = db.insert(run_totals).from_select(
+            ["status", "workflow", "day", "shard", "runs", *AMOUNTS], counted
+        )
+        return insert.on_conflict_do_update(
+            index_elements=["status", "workflow", "day", "shard"],
+            set_={c: run_totals.c[c] + insert.excluded[c] for c in ("runs", *AMOUNTS)},
+        )
+
+    return db.statement(f"totals.add{sign:+d}{'*' if many else ''}", build)
+
+
+def add(db: Database, conn: Connection, run_ids: Collection[str], sign: int = 1) -> None:
+    """Count the finished ones of ``run_ids`` in (``sign`` +1) or out (-1), as they are now.
+
+    Call with +1 after a run's footprint is recorded; with -1 before its row is deleted or
+    leaves its finished status.
+    """
+    if len(run_ids) == 1:
+        (run_id,) = run_ids
+        conn.execute(_statement(db, sign, many=False), {"run_id": run_id})
+    elif run_ids:
+        conn.execute(_statement(db, sign, many=True), {"ids": sorted(run_ids)})
+
+
+def take_out(db: Database, conn: Connection, picked: Iterable[Any]) -> None:
+    """Count out runs about to be deleted: one upsert per (status, workflow, day).
+
+    ``picked`` are their rows as read: ``status``, ``workflow``, ``finished_at`` and the
+    `AMOUNTS`.
+    """
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for run in picked:
+        if run.status not in FINISHED:
+            continue
+        # The same IEEE division and floor as `finish_day` in SQL.
+        key = (run.status, run.workflow, math.floor(run.finished_at / DAY))
+        summed = groups.setdefault(key, [0] * (1 + len(AMOUNTS)))
+        summed[0] -= 1
+        for k, column in enumerate(AMOUNTS, start=1):
+            summed[k] -= getattr(run, column) or 0
+    if not groups:
+        return
+    insert = db.statement("totals.take_out", lambda: _upsert(db))
+    conn.execute(
+        insert,
+        [
+            {"status": s, "workflow": w, "day": d, "shard": "-"}
+            | dict(zip(("runs", *AMOUNTS), v, strict=True))
+            for (s, w, d), v in sorted(groups.items())
+        ],
+    )
+
+
+def _upsert(db: Database) -> Any:
+    insert = db.insert(run_totals)
+    return insert.on_conflict_do_update(
+        index_elements=["status", "workflow", "day", "shard"],
+        set_={c: run_totals.c[c] + insert.excluded[c] for c in ("runs", *AMOUNTS)},
+    )
+
+
+def drop_empty(conn: Connection) -> int:
+    """Delete the rows of (status, workflow, day)s no run is counted in any more; how many.
+
+    After a purge: the runs of an old day are gone, its rows sum to nothing. Nothing adds
+    to an old day (runs finish today), so no row is deleted while it is being added to.
+    """
+    key = (run_totals.c.status, run_totals.c.workflow, run_totals.c.day)
+    empty = select(*key).group_by(*key).having(func.sum(run_totals.c.runs) == 0)
+    return int(conn.execute(delete(run_totals).where(tuple_(*key).in_(empty))).rowcount)
