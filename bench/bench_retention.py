@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import and_, create_engine, delete, func, or_, select
+from sqlalchemy import create_engine, delete, func, select, tuple_
 
 from graphrun.config import RetentionPolicy
 from graphrun.storage import Database, RunStatus, retention, totals
@@ -418,10 +418,7 @@ async def naive_page(
     if cursor is not None:
         created, last = runs_store._decode_cursor(cursor)
         query = query.where(
-            or_(
-                runs_table.c.created_at < created,
-                and_(runs_table.c.created_at == created, runs_table.c.id < last),
-            )
+            tuple_(runs_table.c.created_at, runs_table.c.id) < tuple_(created, last)
         )
     query = query.order_by(runs_table.c.created_at.desc(), runs_table.c.id.desc()).limit(50)
     found = []

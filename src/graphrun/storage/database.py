@@ -569,10 +569,13 @@ class Database:
         if self._readers is None or self._reader_engine is None:
             raise errors.StorageError("The database is closed.")
         engine = self._reader_engine
+        # PostgreSQL: READ COMMITTED gives each statement its own snapshot anyway; without a
+        # transaction there is no BEGIN to send nor ROLLBACK to wait for (one round trip).
+        options = {"isolation_level": "AUTOCOMMIT"} if self.dialect == "postgresql" else {}
 
         def run() -> T:
             with map_errors(), engine.connect() as conn:
-                return job(conn)
+                return job(conn.execution_options(**options) if options else conn)
 
         # Tracked and shielded like writes: a cancelled caller leaves the thread running with
         # a connection checked out, and `close` must wait for it to come back.

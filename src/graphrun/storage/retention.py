@@ -52,6 +52,19 @@ class PurgeReport:
     seconds: float = 0.0
     #: SQLite pages given back to the file system (``incremental_vacuum``) after each batch.
     reclaimed_pages: int = 0
+    #: Another process was purging (PostgreSQL): this one left it the work.
+    busy: bool = False
+
+    def add(self, batch: dict[str, Any]) -> None:
+        """Count in what one batch did."""
+        self.batches += 1
+        for table, n in batch["rows"].items():
+            self.rows[table] += n
+        for status, n in batch["statuses"].items():
+            self.runs_by_status[status] = self.runs_by_status.get(status, 0) + n
+        self.bytes += batch["bytes"]
+        self.compacted_runs += batch.get("compacted", 0)
+        self.busy = bool(batch.get("busy"))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
@@ -64,6 +77,7 @@ class PurgeReport:
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
             "reclaimed_pages": self.reclaimed_pages,
+            "busy": self.busy,
         }
 
 
@@ -118,18 +132,14 @@ def _terms(policy: RetentionPolicy, now: float) -> list[_Term]:
     return terms
 
 
-def purgeable(policy: RetentionPolicy, now: float) -> ColumnElement[bool]:
-    """The condition on ``runs`` of what ``policy`` ages out at ``now``.
+def _due(term: _Term) -> ColumnElement[bool]:
+    """The runs a term ages out: an index on (status, finished_at) serves it."""
+    return and_(term.which(runs.c.status, runs.c.workflow), runs.c.finished_at < term.cutoff)
 
-    Each term is a status and a finish time before a cutoff: an index on (status,
-    finished_at) serves it.
-    """
-    return or_(
-        *(
-            and_(t.which(runs.c.status, runs.c.workflow), runs.c.finished_at < t.cutoff)
-            for t in _terms(policy, now)
-        )
-    )
+
+def purgeable(policy: RetentionPolicy, now: float) -> ColumnElement[bool]:
+    """The condition on ``runs`` of what ``policy`` ages out at ``now``."""
+    return or_(*(_due(t) for t in _terms(policy, now)))
 
 
 #: PostgreSQL advisory lock key: one purge batch at a time across every process.
@@ -153,8 +163,17 @@ def _locked(db: Database, conn: Connection) -> bool:
 
 
 def _pick(db: Database, condition: Any, limit: int, *columns: Any) -> Any:
-    """Up to ``limit`` runs matching ``condition``; on PostgreSQL locked, skipping held rows."""
-    chosen = select(runs.c.id, *columns).where(condition).limit(limit)
+    """The ``limit`` first-finished runs matching ``condition``, locked (PostgreSQL).
+
+    Rows another transaction holds are skipped. In finish order, by the (status, finished_at) index: the caller then starts the next
+    batch at the last finish time, past the index entries of the runs it deleted.
+    """
+    chosen = (
+        select(runs.c.id, runs.c.finished_at, *columns)
+        .where(condition)
+        .order_by(runs.c.finished_at)
+        .limit(limit)
+    )
     return chosen.with_for_update(skip_locked=True) if db.dialect == "postgresql" else chosen
 
 
@@ -184,7 +203,6 @@ def _delete_batch(db: Database, conn: Connection, condition: Any, limit: int) ->
             limit,
             runs.c.status,
             runs.c.workflow,
-            runs.c.finished_at,
             *(runs.c[c] for c in totals.AMOUNTS),
         )
     ).all()
@@ -209,6 +227,7 @@ def _delete_batch(db: Database, conn: Connection, condition: Any, limit: int) ->
     for row in picked:
         found["statuses"][row.status] = found["statuses"].get(row.status, 0) + 1
         found["bytes"] += row.checkpoint_bytes or 0
+    found["last"] = picked[-1].finished_at
     return found
 
 
@@ -259,6 +278,7 @@ def _compact_batch(db: Database, conn: Connection, condition: Any, limit: int) -
     ).scalar_one()
     found["bytes"] = sum(r.checkpoint_bytes or 0 for r in before) - int(after)
     found["compacted"] = len(ids)
+    found["last"] = before[-1].finished_at
     return found
 
 
@@ -285,38 +305,38 @@ async def purge(
     """
     started = time.monotonic()
     now = time.time() if now is None else now
-    condition = purgeable(policy, now)
     report = PurgeReport(dry_run=dry_run)
     if dry_run:
         doomed = await db.read(lambda conn: _next_purge(conn, policy, now))
         report.rows, report.runs_by_status, report.bytes = doomed
         report.seconds = time.monotonic() - started
         return report
+    # One term (status, workflow) at a time, each in finish order from where the last batch
+    # ended: a batch's index scan never walks what earlier batches deleted (on PostgreSQL,
+    # dead entries until vacuum), nor builds a bitmap of everything due.
+    steps: list[tuple[Any, Batch]] = [(_due(t), _delete_batch) for t in _terms(policy, now)]
     compact = compactable(policy, now)
-    steps: list[tuple[Any, Batch]] = [(condition, _delete_batch)]
     if compact is not None:
         steps.append((compact, _compact_batch))
-    for where, batch in steps:
-
-        def one(conn: Connection, where: Any = where, batch: Batch = batch) -> dict[str, Any]:
-            return batch(db, conn, where, batch_size)
-
+    for condition, batch in steps:
+        low: float | None = None
         while max_batches is None or report.batches < max_batches:
+            where = condition if low is None else and_(condition, runs.c.finished_at >= low)
+
+            def one(conn: Connection, batch: Batch = batch, where: Any = where) -> dict[str, Any]:
+                return batch(db, conn, where, batch_size)
+
             done = await db.write(one)
-            report.batches += 1
-            for table, n in done["rows"].items():
-                report.rows[table] += n
-            for status, n in done["statuses"].items():
-                report.runs_by_status[status] = report.runs_by_status.get(status, 0) + n
-            report.bytes += done["bytes"]
-            report.compacted_runs += done.get("compacted", 0)
+            low = done.get("last", low)
+            report.add(done)
             if any(done["rows"].values()):
                 report.reclaimed_pages += await db.reclaim_space()
-            touched = done["rows"]["runs"] or done.get("compacted", 0)
-            if done.get("busy") or touched < batch_size:
+            if done.get("busy") or (done["rows"]["runs"] or done.get("compacted", 0)) < batch_size:
                 break
-    if report.batches:
-        await db.write(totals.drop_empty)
+        if report.busy:  # another process purges now: leave it the work
+            break
+    if report.rows["runs"]:
+        await db.write(totals.drop_empty)  # the days purged whole
     report.seconds = time.monotonic() - started
     return report
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, tuple_, update
 
 from graphrun import errors
 
@@ -233,12 +233,9 @@ async def list_page(
         query = query.where(runs.c.created_at < created_before - HALF_MICROSECOND)
     if cursor is not None:
         created, run_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                runs.c.created_at < created,
-                and_(runs.c.created_at == created, runs.c.id < run_id),
-            )
-        )
+        # A row-value comparison: both databases seek the index to the cursor, where an OR
+        # of the two cases would be a filter applied to every newer run first.
+        query = query.where(tuple_(runs.c.created_at, runs.c.id) < tuple_(created, run_id))
     query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
     rows = [Run.from_row(r) for r in await db.rows(query)]
     more = len(rows) > limit
@@ -337,10 +334,11 @@ def transition_in(
         if claimed
         else (status.value if isinstance(status, RunStatus) else None),
     )
+    leaving = None
     if status is not None and not status.terminal and any(s.terminal for s in allowed):
-        # Leaving a finished status (a retry): out of the totals, as it still is. Should the
-        # compare-and-set below fail, the transaction is rolled back with this.
-        totals.add(db, conn, (run_id,), -1)
+        # Leaving a finished status (a retry): counted out of the totals as it is now. Its
+        # row is locked first, as the purge locks runs before totals.
+        leaving = _locked_row(db, conn, run_id)
     params: dict[str, Any] = {"run_id": run_id, **{f"set_{c}": values[c] for c in shape.columns}}
     if seen_version is not None:
         params["seen_version"] = seen_version
@@ -352,6 +350,8 @@ def transition_in(
     if row is None:
         _explain_conflict(conn, run_id, action, seen_version, fence)
     run = Run.from_row(row)
+    if leaving is not None:
+        totals.take_out(db, conn, [leaving])
     if run.parent_id is not None and run.status.terminal:
         from .signals import tell_parent  # signals builds on this module
 
@@ -373,6 +373,17 @@ def transition_in(
     events.append(db, conn, rows)
     _settled(db, conn, run)
     return run
+
+
+def _locked_row(db: Database, conn: Connection, run_id: str) -> Any:
+    """The run's status, workflow, finish time and footprint, its row locked (PostgreSQL)."""
+    query = select(runs.c.status, runs.c.workflow, runs.c.finished_at).add_columns(
+        *(runs.c[c] for c in totals.AMOUNTS)
+    )
+    query = query.where(runs.c.id == run_id)
+    if db.dialect == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).first()
 
 
 def _settled(db: Database, conn: Connection, run: Run) -> None:

@@ -50,6 +50,7 @@ class PurgeOut(BaseModel):
     batches: int
     seconds: float
     reclaimed_pages: int
+    busy: bool
 
 
 @router.get("", response_model=RetentionStatsOut, operation_id="retention_stats")
