@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_primitives.py
 	$(BIN)/python bench/bench_postgres.py
+	$(BIN)/python bench/bench_retention.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache graphrun.db*

@@ -2,8 +2,9 @@
 
 Counted once, in the transaction that finishes the run, from the run's own rows (index range
 scans on its id), and added to ``run_totals`` (`totals`), which retention stats read instead
-of millions of checkpoints; a purge knows from it which tables hold a run's rows. A finished run gets no new rows (a fenced worker's writes fail, a
-signal to it is refused); a retried run is counted again when it finishes again.
+of millions of checkpoints; a purge knows from it which tables hold a run's rows. A finished
+run gets no new rows (a fenced worker's writes fail, a signal to it is refused); a retried
+run is counted again when it finishes again.
 """
 
 from __future__ import annotations
@@ -67,13 +68,14 @@ def count_in(db: Database, conn: Connection, run_ids: Collection[str]) -> None:
     """
     if len(run_ids) == 1:
         (run_id,) = run_ids
-        statement = db.statement(
+        # Every run's end runs this: compiled once, it skips SQLAlchemy's execution path.
+        statement = db.raw(
             "footprint.count",
             lambda: (
                 update(runs).where(runs.c.id == bindparam("run_id")).values(**measured(runs.c.id))
             ),
         )
-        conn.execute(statement, {"run_id": run_id})
+        db.execute_raw(conn, statement, {"run_id": run_id})
     elif run_ids:
         conn.execute(
             update(runs).where(runs.c.id.in_(sorted(run_ids))).values(**measured(runs.c.id))

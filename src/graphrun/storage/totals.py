@@ -1,13 +1,13 @@
 """Finished runs counted by status, workflow and finish day, kept as runs finish and go.
 
 Retention stats sum ``run_totals`` (statuses x workflows x days x 16 shards: thousands of
-rows) instead of a million runs. Rows are sums: runs going out are counted in a row of their
-own (shard ``-``, negative), so only the sum over a (status, workflow, day) means anything. Each change is made in the transaction that changes the
-runs: a run finishing adds itself (with what it holds, `footprint`), a retried run takes
-itself out before it leaves its finished status, the purge takes out what it deletes, and
-compaction what it frees. Every change is one ``INSERT ... SELECT ... GROUP BY ... ON
-CONFLICT DO UPDATE`` over the runs' own rows, in key order (so two transactions never wait
-on each other's rows in opposite orders).
+rows) instead of a million runs. Each change is made in the transaction that changes the
+runs: a run finishing adds itself, with what it holds (`footprint`); a retried run takes
+itself out as it leaves its finished status; the purge takes out what it deletes, and
+compaction what it frees. Rows are sums: runs going out are counted in a row of their own
+(shard ``-``, negative), so only the sum over a (status, workflow, day) means anything.
+Rows are written in key order, so two transactions never wait on each other's rows in
+opposite orders.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _statement(db: Database, sign: int, many: bool) -> Any:
             )
             # The status as an expression no index holds: SQLite would otherwise read the
             # runs by a status index, all of the finished ones, instead of by their ids.
-            .where(wanted, (runs.c.status + literal("")).in_(FINISHED))
+            .where(wanted, (runs.c.status + literal("")).in_([literal(s) for s in FINISHED]))
             .group_by(runs.c.status, runs.c.workflow, day, shard)
             .order_by(runs.c.status, runs.c.workflow, day, shard)
         )
@@ -92,7 +92,9 @@ def add(db: Database, conn: Connection, run_ids: Collection[str], sign: int = 1)
     """
     if len(run_ids) == 1:
         (run_id,) = run_ids
-        conn.execute(_statement(db, sign, many=False), {"run_id": run_id})
+        # Every run's end runs this: compiled once, it skips SQLAlchemy's execution path.
+        single = db.raw(f"totals.add{sign:+d}", lambda: _statement(db, sign, many=False))
+        db.execute_raw(conn, single, {"run_id": run_id})
     elif run_ids:
         conn.execute(_statement(db, sign, many=True), {"ids": sorted(run_ids)})
 
