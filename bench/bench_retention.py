@@ -95,28 +95,9 @@ RUN_COLUMNS = [
     "cancel_requested",
     "pause_requested",
 ]
-CHECKPOINT_COLUMNS = [
-    "thread_id",
-    "checkpoint_ns",
-    "checkpoint_id",
-    "parent_checkpoint_id",
-    "type",
-    "checkpoint",
-    "metadata_type",
-    "metadata",
-    "created_at",
-]
-WRITE_COLUMNS = [
-    "thread_id",
-    "checkpoint_ns",
-    "checkpoint_id",
-    "task_id",
-    "idx",
-    "channel",
-    "type",
-    "value",
-    "task_path",
-]
+# Every column of these two, in table order (the rows below are built in that order).
+CHECKPOINT_COLUMNS = [c.name for c in checkpoints.columns]
+WRITE_COLUMNS = [c.name for c in checkpoint_writes.columns]
 EVENT_COLUMNS = ["run_id", "kind", "data", "created_at"]
 SIGNAL_COLUMNS = ["run_id", "name", "payload", "created_at", "consumed_at"]
 

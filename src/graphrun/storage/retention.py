@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, any_, bindparam, case, delete, func, or_, select
+from sqlalchemy import and_, any_, bindparam, case, delete, func, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from graphrun.config import RETENTION_DEFAULTS, RetentionPolicy
@@ -256,20 +256,23 @@ def _compact_batch(db: Database, conn: Connection, condition: Any, limit: int) -
     if not ids:
         return found
     kept = [
-        r.newest
+        (r.thread_id, r.newest)
         for r in conn.execute(
-            select(func.max(checkpoints.c.checkpoint_id).label("newest"))
+            select(checkpoints.c.thread_id, func.max(checkpoints.c.checkpoint_id).label("newest"))
             .where(checkpoints.c.thread_id.in_(ids), checkpoints.c.checkpoint_ns == "")
             .group_by(checkpoints.c.thread_id)
         )
     ]
     totals.add(db, conn, ids, -1)  # counted in again, smaller, by `footprint.count_in`
-    # Checkpoint ids are unique across threads: "not one of the kept" is per run.
+    # By (thread, checkpoint): a fork's thread holds copies of its source's checkpoints.
     for name, table in (("checkpoint_writes", checkpoint_writes), ("checkpoints", checkpoints)):
         found["rows"][name] = conn.execute(
             delete(table).where(
                 table.c.thread_id.in_(ids),
-                or_(table.c.checkpoint_ns != "", table.c.checkpoint_id.not_in(kept)),
+                or_(
+                    table.c.checkpoint_ns != "",
+                    tuple_(table.c.thread_id, table.c.checkpoint_id).not_in(kept),
+                ),
             )
         ).rowcount
     footprint.count_in(db, conn, ids)
@@ -336,7 +339,7 @@ async def purge(
         if report.busy:  # another process purges now: leave it the work
             break
     if report.rows["runs"]:
-        await db.write(totals.drop_empty)  # the days purged whole
+        await db.write(lambda conn: totals.drop_empty(conn, now))  # the days purged whole
     report.seconds = time.monotonic() - started
     return report
 

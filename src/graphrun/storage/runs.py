@@ -739,13 +739,14 @@ async def requeue_expired(db: Database) -> list[str]:
             [(i, "status", {"status": "cancelled"}) for i in cancelled_ids]
             + [(i, "status", {"status": "queued", "reason": "lease_expired"}) for i in requeued],
         )
-        footprint.count_in(db, conn, cancelled_ids)
         children = sorted((r for r in rows if r.parent_id and r.status.terminal), key=_by_parent)
         if children:
             from .signals import tell_parent  # signals builds on this module
 
             for child in children:  # parents locked in id order, as batches and heartbeats do
                 tell_parent(db, conn, child)
+        # Totals last, as a finishing transition counts them: after any parent's row.
+        footprint.count_in(db, conn, cancelled_ids)
         return requeued + cancelled_ids
 
     return await db.write(job)

@@ -107,7 +107,9 @@ def take_out(db: Database, conn: Connection, picked: Iterable[Any]) -> None:
     """
     groups: dict[tuple[str, str, int], list[int]] = {}
     for run in picked:
-        if run.status not in FINISHED:
+        # A finished run without a footprint was never counted in: finished by a worker of
+        # a graphrun before the totals (during an upgrade), after the migration counted.
+        if run.status not in FINISHED or run.n_checkpoints is None:
             continue
         # The same IEEE division and floor as `finish_day` in SQL.
         key = (run.status, run.workflow, math.floor(run.finished_at / DAY))
@@ -136,12 +138,19 @@ def _upsert(db: Database) -> Any:
     )
 
 
-def drop_empty(conn: Connection) -> int:
-    """Delete the rows of (status, workflow, day)s no run is counted in any more; how many.
+def drop_empty(conn: Connection, now: float) -> int:
+    """Delete the rows of past (status, workflow, day)s no run is counted in; how many.
 
-    After a purge: the runs of an old day are gone, its rows sum to nothing. Nothing adds
-    to an old day (runs finish today), so no row is deleted while it is being added to.
+    After a purge: the runs of an old day are gone, its rows sum to nothing. Only days
+    before yesterday (a margin for clocks): no run finishes on them any more, so no row is
+    deleted while another transaction adds to it. (A retry only takes away from a day it
+    still counts the run in, so such a day does not sum to nothing meanwhile.)
     """
     key = (run_totals.c.status, run_totals.c.workflow, run_totals.c.day)
-    empty = select(*key).group_by(*key).having(func.sum(run_totals.c.runs) == 0)
+    empty = (
+        select(*key)
+        .where(run_totals.c.day < int(now // DAY) - 1)
+        .group_by(*key)
+        .having(func.sum(run_totals.c.runs) == 0)
+    )
     return int(conn.execute(delete(run_totals).where(tuple_(*key).in_(empty))).rowcount)
