@@ -7,12 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from graphrun import Engine
-from graphrun.storage import migrations
+from graphrun.storage import migrations, totals
+from graphrun.storage.schema import runs
 from tests.conftest import APPS, EXAMPLES
 
 ORDER = {"order_id": "C1", "items": [{"sku": "tea", "qty": 2, "price": 80.0}]}
@@ -300,3 +304,50 @@ def test_apps_list_and_a_refused_install_through_the_cli(tmp_path: Path, db_url:
     assert "requirement_rejected" in refused.stderr
     assert "'requests>=2': must be pinned" in refused.stderr
     assert "URLs, VCS and local paths" in refused.stderr
+
+
+async def _finished_days_ago(db_url: str, run_id: str, days: float) -> None:
+    """Make a run look finished ``days`` ago, counted in the totals under that day."""
+    async with Engine(database_url=db_url, run_worker=False) as engine:
+
+        def job(conn: Any) -> None:
+            totals.add(engine.db, conn, [run_id], -1)
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(finished_at=time.time() - days * 86400)
+            )
+            totals.add(engine.db, conn, [run_id], +1)
+
+        await engine.db.write(job)
+
+
+@pytest.mark.acceptance
+def test_retention_stats_and_apply_through_the_cli(db_url: str) -> None:
+    app = str(APPS / "linear")
+    ids = []
+    for _ in range(2):
+        done = graphrun(db_url, "run", "linear.ten", "--app", app, "--input", '{"x": 0}', "--json")
+        assert done.returncode == 0, done.stderr
+        ids.append(json.loads(done.stdout)["id"])
+    asyncio.run(_finished_days_ago(db_url, ids[0], 40))  # past the 30 days of completed runs
+
+    stats = json.loads(graphrun(db_url, "retention", "stats", "--json").stdout)
+    assert stats["next_purge"]["runs"] == 1
+    assert stats["next_purge"]["checkpoints"] > 1
+    assert sum(r["runs"] for r in stats["runs"]) == 2
+    shown = graphrun(db_url, "retention", "stats")
+    assert "completed" in shown.stdout
+    assert "the next purge would delete" in shown.stdout
+
+    dry = json.loads(graphrun(db_url, "retention", "apply", "--dry-run", "--json").stdout)
+    assert dry["dry_run"] is True
+    assert dry["rows"] == stats["next_purge"]
+    left = json.loads(graphrun(db_url, "runs", "list", "--json").stdout)
+    assert len(left["runs"]) == 2  # the dry run deleted nothing
+
+    applied = graphrun(db_url, "retention", "apply")
+    assert applied.returncode == 0, applied.stderr
+    assert "deleted: " in applied.stdout
+    left = json.loads(graphrun(db_url, "runs", "list", "--json").stdout)
+    assert [r["id"] for r in left["runs"]] == [ids[1]]

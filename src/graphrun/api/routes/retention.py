@@ -24,7 +24,7 @@ router = APIRouter(
 
 
 class RetentionStatsOut(BaseModel):
-    """Runs by status and age bucket, table sizes, and what the next purge would delete."""
+    """Runs by status and age bucket, what they hold, and what the next purge would delete."""
 
     runs: list[dict[str, Any]]
     tables: dict[str, dict[str, Any]]
