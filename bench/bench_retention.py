@@ -438,7 +438,7 @@ async def naive_stats(db: Database, count: int, sample: list[str]) -> float:
 
 def naive_delete(db: Database, conn: Any, run_id: str) -> None:
     """Delete one run and its rows (counted out of the totals, as the purge does)."""
-    totals.add(db, conn, [run_id], -1)
+    totals.take_out(db, conn, conn.execute(totals.counted().where(runs_table.c.id == run_id)).all())
     for table, column in (
         (checkpoint_writes, checkpoint_writes.c.thread_id),
         (checkpoints, checkpoints.c.thread_id),

@@ -7,17 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from graphrun import Engine
-from graphrun.storage import migrations, totals
-from graphrun.storage.schema import runs
-from tests.conftest import APPS, EXAMPLES
+from graphrun.storage import migrations
+from tests.conftest import APPS, EXAMPLES, finish_days_ago
 
 ORDER = {"order_id": "C1", "items": [{"sku": "tea", "qty": 2, "price": 80.0}]}
 
@@ -307,19 +303,8 @@ def test_apps_list_and_a_refused_install_through_the_cli(tmp_path: Path, db_url:
 
 
 async def _finished_days_ago(db_url: str, run_id: str, days: float) -> None:
-    """Make a run look finished ``days`` ago, counted in the totals under that day."""
     async with Engine(database_url=db_url, run_worker=False) as engine:
-
-        def job(conn: Any) -> None:
-            totals.add(engine.db, conn, [run_id], -1)
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(finished_at=time.time() - days * 86400)
-            )
-            totals.add(engine.db, conn, [run_id], +1)
-
-        await engine.db.write(job)
+        await finish_days_ago(engine, [run_id], days)
 
 
 @pytest.mark.acceptance

@@ -11,19 +11,18 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import event, update
+from sqlalchemy import event
 
 from graphrun import Engine, RunStatus
-from graphrun.storage import retention, timers, totals
+from graphrun.storage import retention, timers
 from graphrun.storage import runs as runs_store
 from graphrun.storage.schema import runs
-from tests.conftest import APPS, EngineFactory
+from tests.conftest import APPS, EngineFactory, finish_days_ago
 
 if str(APPS / "primitives") not in sys.path:
     sys.path.insert(0, str(APPS / "primitives"))
@@ -105,16 +104,7 @@ async def test_lists_claims_timers_and_purges_use_indexes(
 
             await engine.retention_stats()
 
-            def age(conn: Any) -> None:
-                totals.add(engine.db, conn, [done[0].id], -1)
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.id == done[0].id)
-                    .values(finished_at=time.time() - 400 * 86400)
-                )
-                totals.add(engine.db, conn, [done[0].id], +1)
-
-            await engine.db.write(age)
+            await finish_days_ago(engine, [done[0].id], 400)
             report = await retention.purge(engine.db, engine.settings.retention)
         assert report.rows["runs"] == 1
         assert len(statements) > 15

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from graphrun import Engine, RunStatus
 from graphrun.api import create_app
 from graphrun.config import RetentionPolicy
-from graphrun.storage import retention, totals
+from graphrun.storage import retention
 from graphrun.storage.schema import checkpoint_writes, checkpoints, run_events, runs, signals
-from tests.conftest import APPS, EngineFactory
+from tests.conftest import APPS, EngineFactory, finish_days_ago
 
 if str(APPS / "primitives") not in sys.path:
     sys.path.insert(0, str(APPS / "primitives"))
@@ -26,15 +25,8 @@ DAY = 86400.0
 
 
 async def age(engine: Engine, run_ids: list[str], days: float) -> None:
-    """Make runs look finished ``days`` ago (counted in the totals under that day)."""
-    then = time.time() - days * DAY
-
-    def job(conn: Any) -> None:
-        totals.add(engine.db, conn, run_ids, -1)
-        conn.execute(update(runs).where(runs.c.id.in_(run_ids)).values(finished_at=then))
-        totals.add(engine.db, conn, run_ids, +1)
-
-    await engine.db.write(job)
+    """Make runs look finished ``days`` ago."""
+    await finish_days_ago(engine, run_ids, days)
 
 
 async def orphans(engine: Engine) -> dict[str, int]:

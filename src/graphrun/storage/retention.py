@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import and_, any_, bindparam, case, delete, func, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from graphrun.config import RETENTION_DEFAULTS, RetentionPolicy
 
 from . import footprint, totals
+from .records import RunStatus
 from .schema import checkpoint_writes, checkpoints, run_events, run_totals, runs, signals
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ("DEFAULT_BATCH", "PurgeReport", "RetentionStats", "purge", "purgeable", "stats")
 
 DEFAULT_BATCH = 500  # runs per purge transaction
-DAY = 86400.0
+DAY = totals.DAY
 #: Age buckets of the stats, in days since a run finished (or was created, unfinished).
 BUCKETS = (1, 7, 30, 90)
 #: The tables a purge deletes from, children first.
@@ -113,7 +114,7 @@ class _Term:
             return and_(status == self.status, workflow == self.workflow)
         if self.others:
             return and_(status == self.status, workflow.not_in(self.others))
-        return and_(status == self.status)
+        return cast("ColumnElement[bool]", status == self.status)
 
     @property
     def cutoff_day(self) -> int:
@@ -144,7 +145,7 @@ def purgeable(policy: RetentionPolicy, now: float) -> ColumnElement[bool]:
 
 #: PostgreSQL advisory lock key: one purge batch at a time across every process.
 PURGE_LOCK = 0x67727275  # "grru"
-LIVE = ("queued", "running", "waiting", "paused")
+LIVE = tuple(s.value for s in RunStatus if not s.terminal)
 
 
 #: One purge transaction: (database, connection, condition, limit) -> what it did.
@@ -162,18 +163,14 @@ def _locked(db: Database, conn: Connection) -> bool:
     return bool(conn.execute(select(func.pg_try_advisory_xact_lock(PURGE_LOCK))).scalar_one())
 
 
-def _pick(db: Database, condition: Any, limit: int, *columns: Any) -> Any:
+def _pick(db: Database, condition: Any, limit: int) -> Any:
     """The ``limit`` first-finished runs matching ``condition``, locked (PostgreSQL).
 
-    Rows another transaction holds are skipped. In finish order, by the (status, finished_at) index: the caller then starts the next
-    batch at the last finish time, past the index entries of the runs it deleted.
+    With what the totals count of them. Rows another transaction holds are skipped. In
+    finish order, by the (status, finished_at) index: the caller then starts the next batch
+    at the last finish time, past the index entries of the runs it deleted.
     """
-    chosen = (
-        select(runs.c.id, runs.c.finished_at, *columns)
-        .where(condition)
-        .order_by(runs.c.finished_at)
-        .limit(limit)
-    )
+    chosen = totals.counted().where(condition).order_by(runs.c.finished_at).limit(limit)
     return chosen.with_for_update(skip_locked=True) if db.dialect == "postgresql" else chosen
 
 
@@ -196,16 +193,7 @@ def _holding(picked: Sequence[Any], counter: str) -> list[str]:
 def _delete_batch(db: Database, conn: Connection, condition: Any, limit: int) -> dict[str, Any]:
     if not _locked(db, conn):  # another process purges now: leave it the work
         return _empty() | {"busy": True}
-    picked = conn.execute(
-        _pick(
-            db,
-            condition,
-            limit,
-            runs.c.status,
-            runs.c.workflow,
-            *(runs.c[c] for c in totals.AMOUNTS),
-        )
-    ).all()
+    picked = conn.execute(_pick(db, condition, limit)).all()
     ids = [r.id for r in picked]
     found = _empty()
     if not ids:
@@ -250,7 +238,7 @@ def _compact_batch(db: Database, conn: Connection, condition: Any, limit: int) -
     """Delete all but the newest root checkpoint (and its writes) of up to ``limit`` runs."""
     if not _locked(db, conn):
         return _empty() | {"busy": True}
-    before = conn.execute(_pick(db, condition, limit, runs.c.checkpoint_bytes)).all()
+    before = conn.execute(_pick(db, condition, limit)).all()
     ids = [r.id for r in before]
     found = _empty()
     if not ids:
@@ -263,7 +251,7 @@ def _compact_batch(db: Database, conn: Connection, condition: Any, limit: int) -
             .group_by(checkpoints.c.thread_id)
         )
     ]
-    totals.add(db, conn, ids, -1)  # counted in again, smaller, by `footprint.count_in`
+    totals.take_out(db, conn, before)  # counted in again, smaller, by `footprint.count_in`
     # By (thread, checkpoint): a fork's thread holds copies of its source's checkpoints.
     for name, table in (("checkpoint_writes", checkpoint_writes), ("checkpoints", checkpoints)):
         found["rows"][name] = conn.execute(

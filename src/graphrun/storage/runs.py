@@ -376,11 +376,8 @@ def transition_in(
 
 
 def _locked_row(db: Database, conn: Connection, run_id: str) -> Any:
-    """The run's status, workflow, finish time and footprint, its row locked (PostgreSQL)."""
-    query = select(runs.c.status, runs.c.workflow, runs.c.finished_at).add_columns(
-        *(runs.c[c] for c in totals.AMOUNTS)
-    )
-    query = query.where(runs.c.id == run_id)
+    """What the totals count of the run, its row locked (PostgreSQL)."""
+    query = totals.counted().where(runs.c.id == run_id)
     if db.dialect == "postgresql":
         query = query.with_for_update()
     return conn.execute(query).first()

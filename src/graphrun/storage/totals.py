@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, bindparam, cast, delete, func, literal, select, tuple_
 
+from .records import RunStatus
 from .schema import run_totals, runs
 
 if TYPE_CHECKING:
@@ -25,11 +26,11 @@ if TYPE_CHECKING:
 
     from .database import Database
 
-__all__ = ("DAY", "FINISHED", "add", "drop_empty", "finish_day", "take_out")
+__all__ = ("AMOUNTS", "DAY", "FINISHED", "add", "counted", "drop_empty", "finish_day", "take_out")
 
 DAY = 86400.0
 #: The statuses counted here: a run is in the table exactly while it has one of them.
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = tuple(s.value for s in RunStatus if s.terminal)
 #: The footprint columns, summed.
 AMOUNTS = ("n_checkpoints", "n_writes", "n_events", "n_signals", "checkpoint_bytes")
 
@@ -44,28 +45,35 @@ def finish_day(db: Database, finished_at: Any) -> Any:
     return cast(func.floor(days) if db.dialect == "postgresql" else days, Integer)
 
 
-def _statement(db: Database, sign: int, many: bool) -> Any:
+def counted(*extra: Any) -> Any:
+    """A SELECT of ``runs`` with what `take_out` needs of each run (and ``extra``)."""
+    return select(
+        runs.c.id,
+        runs.c.status,
+        runs.c.workflow,
+        runs.c.finished_at,
+        *(runs.c[c] for c in AMOUNTS),
+        *extra,
+    )
+
+
+def _count_in(db: Database, many: bool) -> Any:
     def build() -> Any:
         day = finish_day(db, runs.c.finished_at).label("day")
-        # Runs going out are taken out of one row per (status, workflow, day), shard "-":
-        # a purge batch then changes a few dozen rows, not one per run.
-        shard = (literal("-") if sign < 0 else func.substr(runs.c.id, 36, 1)).label("shard")
+        shard = func.substr(runs.c.id, 36, 1).label("shard")
         wanted = (
             runs.c.id.in_(bindparam("ids", expanding=True))
             if many
             else (runs.c.id == bindparam("run_id"))
         )
-        counted = (
+        summed = (
             select(
                 runs.c.status,
                 runs.c.workflow,
                 day,
                 shard,
-                (func.count() * literal(sign)).label("runs"),
-                *(
-                    (func.coalesce(func.sum(runs.c[c]), 0) * literal(sign)).label(c)
-                    for c in AMOUNTS
-                ),
+                func.count().label("runs"),
+                *(func.coalesce(func.sum(runs.c[c]), 0).label(c) for c in AMOUNTS),
             )
             # The status as an expression no index holds: SQLite would otherwise read the
             # runs by a status index, all of the finished ones, instead of by their ids.
@@ -74,36 +82,34 @@ def _statement(db: Database, sign: int, many: bool) -> Any:
             .order_by(runs.c.status, runs.c.workflow, day, shard)
         )
         insert = db.insert(run_totals).from_select(
-            ["status", "workflow", "day", "shard", "runs", *AMOUNTS], counted
+            ["status", "workflow", "day", "shard", "runs", *AMOUNTS], summed
         )
         return insert.on_conflict_do_update(
             index_elements=["status", "workflow", "day", "shard"],
             set_={c: run_totals.c[c] + insert.excluded[c] for c in ("runs", *AMOUNTS)},
         )
 
-    return db.statement(f"totals.add{sign:+d}{'*' if many else ''}", build)
+    return build
 
 
-def add(db: Database, conn: Connection, run_ids: Collection[str], sign: int = 1) -> None:
-    """Count the finished ones of ``run_ids`` in (``sign`` +1) or out (-1), as they are now.
-
-    Call with +1 after a run's footprint is recorded; with -1 before its row is deleted or
-    leaves its finished status.
-    """
+def add(db: Database, conn: Connection, run_ids: Collection[str]) -> None:
+    """Count the finished ones of ``run_ids`` in, as they are now (after their footprint)."""
     if len(run_ids) == 1:
         (run_id,) = run_ids
         # Every run's end runs this: compiled once, it skips SQLAlchemy's execution path.
-        single = db.raw(f"totals.add{sign:+d}", lambda: _statement(db, sign, many=False))
+        single = db.raw("totals.add", _count_in(db, many=False))
         db.execute_raw(conn, single, {"run_id": run_id})
     elif run_ids:
-        conn.execute(_statement(db, sign, many=True), {"ids": sorted(run_ids)})
+        many = db.statement("totals.add*", _count_in(db, many=True))
+        conn.execute(many, {"ids": sorted(run_ids)})
 
 
 def take_out(db: Database, conn: Connection, picked: Iterable[Any]) -> None:
-    """Count out runs about to be deleted: one upsert per (status, workflow, day).
+    """Count out runs about to be deleted or changed: one upsert per (status, workflow, day).
 
-    ``picked`` are their rows as read: ``status``, ``workflow``, ``finished_at`` and the
-    `AMOUNTS`.
+    ``picked`` are their rows as read by `counted`. They are taken out of one row per
+    (status, workflow, day), shard ``-``: a purge batch changes a few dozen rows, not one
+    per run.
     """
     groups: dict[tuple[str, str, int], list[int]] = {}
     for run in picked:

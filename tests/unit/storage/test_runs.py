@@ -28,6 +28,17 @@ def new_run(key: str | None = None, value: int = 1) -> runs_store.NewRun:
     )
 
 
+async def request_cancel(db: Database, run_id: str) -> None:
+    """Ask a running run to cancel (it ends cancelled at its next step or lease expiry)."""
+    await runs_store.transition(
+        db,
+        run_id,
+        action="cancel",
+        allowed=(RunStatus.RUNNING,),
+        values={"cancel_requested": True},
+    )
+
+
 async def claim_one(db: Database, owner: str = "w1", ttl: float = 30.0) -> runs_store.Run:
     (run,) = await runs_store.claim(
         db, owner=owner, workflows=["app.flow"], limit=1, lease_ttl_s=ttl
@@ -163,13 +174,7 @@ async def test_requeue_expired_cancels_runs_whose_cancel_was_requested(db: Datab
     for _ in range(2):
         await runs_store.insert(db, new_run())
         run = await claim_one(db, ttl=-1.0)
-        await runs_store.transition(
-            db,
-            run.id,
-            action="cancel",
-            allowed=(RunStatus.RUNNING,),
-            values={"cancel_requested": True},
-        )
+        await request_cancel(db, run.id)
         cancelled.append(run.id)
     assert sorted(await runs_store.requeue_expired(db)) == sorted(cancelled)
     found = await runs_store.get_many(db, cancelled)
@@ -208,13 +213,7 @@ async def test_a_requested_cancel_wins_over_release_and_wait(db: Database) -> No
         await runs_store.insert(db, new_run())
         run = await claim_one(db)
         fence = runs_store.Fence(run_id=run.id, owner="w1", epoch=run.lease_epoch)
-        await runs_store.transition(
-            db,
-            run.id,
-            action="cancel",
-            allowed=(RunStatus.RUNNING,),
-            values={"cancel_requested": True},
-        )
+        await request_cancel(db, run.id)
         ended = await runs_store.transition(
             db,
             run.id,
