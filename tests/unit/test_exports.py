@@ -1,50 +1,125 @@
+"""The public surface: what `graphrun` and `graphrun.errors` export, pinned and complete."""
+
 from __future__ import annotations
 
+import ast
+import inspect
+import types
+from pathlib import Path
+
 import graphrun
+from graphrun import errors
+
+SRC = Path(graphrun.__file__).parent
+
+PINNED = (
+    "AppLoadError",
+    "AppNotFound",
+    "AuthError",
+    "BodyTooLarge",
+    "CheckpointNotFound",
+    "CheckpointRecord",
+    "ChildWorkflowFailed",
+    "Conflict",
+    "DatabaseUnavailable",
+    "DefinitionChanged",
+    "DefinitionError",
+    "Engine",
+    "EventRecord",
+    "GraphrunError",
+    "IdempotencyConflict",
+    "InstallFailed",
+    "InvalidInput",
+    "LeaseLost",
+    "MalformedBody",
+    "ManifestError",
+    "MigrationRequired",
+    "NodeTimeout",
+    "NotFound",
+    "PermissionDenied",
+    "RequirementRejected",
+    "Run",
+    "RunNotFound",
+    "RunPage",
+    "RunStatus",
+    "ScheduleExists",
+    "ScheduleNotFound",
+    "ScheduleRecord",
+    "SerializationError",
+    "Settings",
+    "SignalQueueFull",
+    "SignalRecord",
+    "SignalSent",
+    "SignalTimeout",
+    "StaleInterrupt",
+    "StorageBusy",
+    "StorageError",
+    "StorageFull",
+    "StorageIOError",
+    "TransitionConflict",
+    "Unauthenticated",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "WaitingOn",
+    "WorkflowNotFound",
+    "WorkflowRecord",
+    "run_workflow",
+    "sleep",
+    "timeout",
+    "wait_for_input",
+    "wait_for_signal",
+)
+
+
+def _public_names(module: types.ModuleType) -> set[str]:
+    """Names a module binds that are neither private, modules, nor ``annotations``."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name != "annotations"
+    }
 
 
 def test_public_api_is_pinned_and_sorted() -> None:
-    assert graphrun.__all__ == (
-        "AppLoadError",
-        "CheckpointNotFound",
-        "ChildWorkflowFailed",
-        "Conflict",
-        "DefinitionChanged",
-        "DefinitionError",
-        "Engine",
-        "EventRecord",
-        "GraphrunError",
-        "IdempotencyConflict",
-        "InstallFailed",
-        "InvalidInput",
-        "LeaseLost",
-        "NodeTimeout",
-        "NotFound",
-        "RequirementRejected",
-        "Run",
-        "RunNotFound",
-        "RunPage",
-        "RunStatus",
-        "ScheduleNotFound",
-        "ScheduleRecord",
-        "Settings",
-        "SignalQueueFull",
-        "SignalRecord",
-        "SignalSent",
-        "SignalTimeout",
-        "StorageBusy",
-        "StorageError",
-        "StorageFull",
-        "TransitionConflict",
-        "ValidationFailed",
-        "WaitingOn",
-        "WorkflowNotFound",
-        "run_workflow",
-        "sleep",
-        "timeout",
-        "wait_for_input",
-        "wait_for_signal",
-    )
+    assert graphrun.__all__ == PINNED
     assert list(graphrun.__all__) == sorted(graphrun.__all__)
     for name in graphrun.__all__:
         assert getattr(graphrun, name).__doc__, name
+
+
+def test_all_lists_every_public_name_graphrun_binds() -> None:
+    assert set(graphrun.__all__) == _public_names(graphrun)
+
+
+def test_every_error_is_exported_from_errors_and_graphrun() -> None:
+    defined = {
+        name
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.GraphrunError) and cls.__module__ == errors.__name__
+    }
+    assert set(errors.__all__) == defined == _public_names(errors) - {"Any", "ClassVar"}
+    assert defined <= set(graphrun.__all__)
+    drawn = errors.__doc__ or ""
+    for name in defined:
+        assert f" {name} " in drawn or drawn.rstrip().endswith(name) or f"{name}\n" in drawn, name
+
+
+def test_all_of_every_module_lists_what_it_defines() -> None:
+    """A module with ``__all__`` lists every public class and function it defines."""
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        exported: set[str] | None = None
+        defined: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+            ):
+                exported = set(ast.literal_eval(node.value))
+            elif isinstance(
+                node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+            ) and not node.name.startswith("_"):
+                defined.add(node.name)
+        if exported is not None:
+            assert defined <= exported, f"{path.relative_to(SRC)}: {sorted(defined - exported)}"

@@ -46,3 +46,17 @@ def test_only_storage_touches_sqlalchemy() -> None:
             continue
         bad = {n for n in imports(path) if n.split(".")[0] in {"sqlalchemy", "alembic"}}
         assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+def _third_party_private(name: str) -> bool:
+    parts = name.split(".")
+    return parts[0] not in {"graphrun", "__future__"} and any(p.startswith("_") for p in parts)
+
+
+def test_no_private_modules_of_other_packages_are_imported() -> None:
+    """LangGraph's ``_internal`` and the like change without notice: only public APIs."""
+    for path in SRC.rglob("*.py"):
+        bad = {n for n in imports(path) if _third_party_private(n)}
+        assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+    assert _third_party_private("langgraph._internal._serde")
+    assert not _third_party_private("langgraph.checkpoint.base")

@@ -53,7 +53,21 @@ from .manifest import bad_module_name, shadows
 from .yaml_source import Path as YamlPath
 from .yaml_source import YamlSource, read_yaml
 
-__all__ = ("DeclaredWorkflow", "Definition", "compile_definition", "read_definition")
+__all__ = (
+    "Case",
+    "DeclaredWorkflow",
+    "Definition",
+    "Edge",
+    "InputNode",
+    "PythonNode",
+    "Retry",
+    "SignalNode",
+    "SleepNode",
+    "StateKey",
+    "WorkflowNode",
+    "compile_definition",
+    "read_definition",
+)
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 TARGET_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"

@@ -15,7 +15,14 @@ from graphrun import errors
 
 from .requirements import Pin, validate_requirements
 
-__all__ = ("MANIFEST_NAME", "AppManifest", "WorkflowEntry", "read_manifest")
+__all__ = (
+    "MANIFEST_NAME",
+    "AppManifest",
+    "WorkflowEntry",
+    "bad_module_name",
+    "read_manifest",
+    "shadows",
+)
 
 MANIFEST_NAME = "graphrun.toml"
 #: Folders of an app that are not its definition: environments, caches, version control.

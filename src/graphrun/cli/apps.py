@@ -16,7 +16,12 @@ from graphrun.engine.app_host import environment_of, runs_in_own_environment
 
 from ._common import DbOption, JsonOption, console, err_console, make_engine, print_json, run_async
 
-__all__ = ("app",)
+__all__ = (
+    "app",
+    "check",
+    "install",
+    "list_apps",
+)
 
 app = typer.Typer(
     help="Apps: check a folder, install its dependencies, list apps and versions.",

@@ -9,7 +9,10 @@ from graphrun.storage import Database, migrations
 
 from ._common import DbOption, console, run_async
 
-__all__ = ("app",)
+__all__ = (
+    "app",
+    "upgrade",
+)
 
 app = typer.Typer(help="The database schema.", no_args_is_help=True)
 

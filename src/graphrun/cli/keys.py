@@ -11,7 +11,12 @@ from rich.table import Table
 
 from ._common import DbOption, JsonOption, console, make_engine, print_json, run_async
 
-__all__ = ("app",)
+__all__ = (
+    "app",
+    "create",
+    "list_keys",
+    "revoke",
+)
 
 app = typer.Typer(help="API keys for `graphrun serve`.", no_args_is_help=True)
 

@@ -30,7 +30,13 @@ from ._common import (
     run_async,
 )
 
-__all__ = ("app", "main")
+__all__ = (
+    "app",
+    "main",
+    "run_command",
+    "serve_command",
+    "worker_command",
+)
 
 app = typer.Typer(
     name="graphrun",

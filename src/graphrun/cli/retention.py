@@ -8,7 +8,11 @@ import typer
 
 from ._common import DbOption, JsonOption, console, make_engine, print_json, run_async
 
-__all__ = ("app",)
+__all__ = (
+    "app",
+    "apply",
+    "stats",
+)
 
 app = typer.Typer(
     help="Retention: stats, and purging what the policy ages out.", no_args_is_help=True

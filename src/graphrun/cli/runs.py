@@ -22,7 +22,18 @@ from ._common import (
 )
 from ._output import print_json, print_run, print_runs, print_signal_sent, print_signals
 
-__all__ = ("app",)
+__all__ = (
+    "app",
+    "cancel",
+    "fork",
+    "list_runs",
+    "pause",
+    "resume",
+    "retry",
+    "show",
+    "signal",
+    "signals",
+)
 
 app = typer.Typer(help="List, inspect and steer runs.", no_args_is_help=True)
 

@@ -12,7 +12,13 @@ from graphrun.storage.records import ScheduleRecord
 
 from ._common import DbOption, JsonOption, console, make_engine, parse_json, print_json, run_async
 
-__all__ = ("app",)
+__all__ = (
+    "add",
+    "app",
+    "list_schedules",
+    "remove",
+    "show",
+)
 
 app = typer.Typer(
     help="Schedules: start a workflow at cron times or fixed intervals (a running "

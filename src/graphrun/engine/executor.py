@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from langgraph._internal import _serde as lg_serde
 from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
 from langgraph.types import Command
@@ -27,6 +26,8 @@ from graphrun import errors, validation
 from graphrun.storage import checkpoints, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import INTERRUPT_MARKER, Run, RunStatus, WaitingOn
+
+from .allowlist import allowlist_for_graph
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -39,7 +40,13 @@ if TYPE_CHECKING:
 
     from .notifier import ChangeNotifier
 
-__all__ = ("Executor", "Handle", "compile_graph")
+__all__ = (
+    "Executor",
+    "Handle",
+    "Outcome",
+    "compile_graph",
+    "jsonable",
+)
 
 logger = logging.getLogger("graphrun.executor")
 
@@ -50,10 +57,7 @@ def compile_graph(
     builder: StateGraph[Any, Any, Any, Any], saver: checkpoints.GraphrunCheckpointer
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile an app's builder onto our saver, allowing exactly its state types to load."""
-    schemas: list[Any] = [builder.state_schema, builder.input_schema, builder.output_schema]
-    schemas += [node.input_schema for node in builder.nodes.values()]
-    allowlist = lg_serde.build_serde_allowlist(schemas=schemas, channels=builder.channels)
-    return builder.compile(checkpointer=saver.with_allowlist(allowlist))
+    return builder.compile(checkpointer=saver.with_allowlist(allowlist_for_graph(builder)))
 
 
 @dataclass(eq=False)

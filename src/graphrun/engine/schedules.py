@@ -18,7 +18,13 @@ from cronsim import CronSim, CronSimError
 from graphrun import errors
 from graphrun.storage.records import ScheduleRecord
 
-__all__ = ("SCHEDULE_ID_RE", "check_spec", "next_after")
+__all__ = (
+    "SCHEDULE_ID_RE",
+    "check_spec",
+    "first_fire",
+    "next_after",
+    "zone",
+)
 
 #: A schedule id: lower-case letters, digits, ``_``, ``.``, ``-``; at most 64 characters.
 SCHEDULE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")

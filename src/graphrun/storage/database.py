@@ -48,7 +48,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from graphrun import errors
 from graphrun.storage.pg_batch import StatementBatcher, settle
 
-__all__ = ("Database", "Job", "map_errors")
+__all__ = (
+    "Database",
+    "Job",
+    "RawStatement",
+    "map_errors",
+)
 
 logger = logging.getLogger("graphrun.storage")
 

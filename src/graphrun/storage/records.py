@@ -12,6 +12,8 @@ from graphrun.types import INTERRUPT_MARKER
 
 __all__ = (
     "INTERRUPT_MARKER",
+    "ApiKeyRecord",
+    "CheckpointRecord",
     "EventRecord",
     "Run",
     "RunPage",

@@ -28,7 +28,15 @@ if TYPE_CHECKING:
 
     from .database import Database
 
-__all__ = ("DEFAULT_BATCH", "PurgeReport", "RetentionStats", "purge", "purgeable", "stats")
+__all__ = (
+    "DEFAULT_BATCH",
+    "PurgeReport",
+    "RetentionStats",
+    "compactable",
+    "purge",
+    "purgeable",
+    "stats",
+)
 
 DEFAULT_BATCH = 500  # runs per purge transaction
 DAY = totals.DAY

@@ -30,7 +30,15 @@ if TYPE_CHECKING:
 
     from .database import Database
 
-__all__ = ("Delivered", "deliver_queued", "list_for_run", "lock_run", "send")
+__all__ = (
+    "Delivered",
+    "deliver_queued",
+    "list_for_run",
+    "lock_run",
+    "send",
+    "send_in",
+    "tell_parent",
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,11 @@ from graphrun.engine.keys import Scope
 
 from ._params import EngineDep
 
-__all__ = ("router",)
+__all__ = (
+    "install_app",
+    "list_apps",
+    "router",
+)
 
 router = APIRouter(prefix="/apps", tags=["apps"], responses=error_responses(*COMMON_ERRORS))
 

@@ -26,7 +26,11 @@ from graphrun.storage.records import EventRecord, Run
 
 from ._params import EngineDep, existing_run
 
-__all__ = ("KEEPALIVE_S", "router")
+__all__ = (
+    "KEEPALIVE_S",
+    "router",
+    "run_events",
+)
 
 #: Seconds of silence after which a comment line keeps proxies from closing the stream.
 KEEPALIVE_S = 15.0

@@ -11,7 +11,11 @@ from graphrun.api.models import HealthOut, error_responses
 
 from ._params import EngineDep
 
-__all__ = ("router",)
+__all__ = (
+    "healthz",
+    "readyz",
+    "router",
+)
 
 router = APIRouter(tags=["health"], responses=error_responses(422))
 

@@ -13,7 +13,14 @@ from graphrun.engine.keys import Scope
 
 from ._params import EngineDep
 
-__all__ = ("router",)
+__all__ = (
+    "PurgeIn",
+    "PurgeOut",
+    "RetentionStatsOut",
+    "apply_retention",
+    "retention_stats",
+    "router",
+)
 
 router = APIRouter(
     prefix="/retention",

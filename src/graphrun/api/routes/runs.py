@@ -35,7 +35,20 @@ from graphrun.storage.records import Run, RunStatus
 
 from ._params import EngineDep, RunId
 
-__all__ = ("router",)
+__all__ = (
+    "cancel_run",
+    "fork_run",
+    "get_run",
+    "list_runs",
+    "pause_run",
+    "resume_run",
+    "retry_run",
+    "router",
+    "run_history",
+    "run_signals",
+    "signal_run",
+    "start_run",
+)
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 

@@ -21,7 +21,13 @@ from graphrun.engine.schedules import SCHEDULE_ID_RE
 
 from ._params import EngineDep
 
-__all__ = ("router",)
+__all__ = (
+    "create_schedule",
+    "delete_schedule",
+    "get_schedule",
+    "list_schedules",
+    "router",
+)
 
 router = APIRouter(
     prefix="/schedules", tags=["schedules"], responses=error_responses(*COMMON_ERRORS)

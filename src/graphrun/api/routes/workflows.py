@@ -12,7 +12,11 @@ from graphrun.engine.keys import Scope
 
 from ._params import EngineDep
 
-__all__ = ("router",)
+__all__ = (
+    "get_workflow",
+    "list_workflows",
+    "router",
+)
 
 router = APIRouter(
     prefix="/workflows",
