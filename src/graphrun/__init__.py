@@ -54,6 +54,7 @@ from graphrun.storage.records import (
     CheckpointRecord,
     EventRecord,
     Run,
+    RunError,
     RunPage,
     RunStatus,
     ScheduleRecord,
@@ -62,6 +63,7 @@ from graphrun.storage.records import (
     WaitingOn,
     WorkflowRecord,
 )
+from graphrun.waits import WaitKind
 
 __all__ = (
     "AppLoadError",
@@ -90,6 +92,7 @@ __all__ = (
     "PermissionDenied",
     "RequirementRejected",
     "Run",
+    "RunError",
     "RunNotFound",
     "RunPage",
     "RunStatus",
@@ -111,6 +114,7 @@ __all__ = (
     "Unauthenticated",
     "UnsupportedMediaType",
     "ValidationFailed",
+    "WaitKind",
     "WaitingOn",
     "WorkflowNotFound",
     "WorkflowRecord",

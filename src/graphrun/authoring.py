@@ -23,11 +23,9 @@ from typing import Any, ParamSpec, TypeVar, overload
 from langgraph.types import interrupt
 from pydantic import BaseModel
 
-from graphrun import errors, validation
-from graphrun.types import INTERRUPT_MARKER
+from graphrun import errors, validation, waits
 
 __all__ = (
-    "INTERRUPT_MARKER",
     "run_workflow",
     "sleep",
     "timeout",
@@ -75,7 +73,7 @@ def wait_for_input(prompt: Any, schema: type[BaseModel] | dict[str, Any] | None 
         The validated answer.
     """
     model, json_schema = _schema_of(schema)
-    value = interrupt({INTERRUPT_MARKER: "input", "prompt": prompt, "schema": json_schema})
+    value = interrupt(waits.input_request(prompt, json_schema))
     return _answer(value, model, json_schema, "resume value")
 
 
@@ -109,13 +107,10 @@ def wait_for_signal(
     """
     model, json_schema = _schema_of(schema)
     wake_at = None if timeout is None else time.time() + _seconds(timeout)
-    value = interrupt(
-        {INTERRUPT_MARKER: "signal", "name": name, "schema": json_schema, "wake_at": wake_at}
-    )
-    if isinstance(value, dict) and value.get(INTERRUPT_MARKER) == "timeout":
+    value = interrupt(waits.signal_request(name, json_schema, wake_at))
+    if waits.answer_kind(value) is waits.AnswerKind.TIMEOUT:
         raise errors.SignalTimeout(name, timeout)
-    payload = value.get("payload") if isinstance(value, dict) else value
-    return _answer(payload, model, json_schema, "signal payload")
+    return _answer(waits.answer_payload(value), model, json_schema, "signal payload")
 
 
 def run_workflow(workflow: str, input: Any = None) -> Any:
@@ -129,8 +124,8 @@ def run_workflow(workflow: str, input: Any = None) -> Any:
     Raises:
         ChildWorkflowFailed: The child failed or was cancelled.
     """
-    value = interrupt({INTERRUPT_MARKER: "workflow", "workflow": workflow, "input": input})
-    outcome = value.get("payload") if isinstance(value, dict) else None
+    value = interrupt(waits.workflow_request(workflow, input))
+    outcome = waits.answer_payload(value) if isinstance(value, dict) else None
     if not isinstance(outcome, dict):
         raise TypeError(f"run_workflow got an unexpected resume value: {value!r}")
     if outcome.get("status") != "completed":
@@ -159,7 +154,7 @@ def sleep(seconds: float | None = None, *, until: datetime | None = None) -> Non
         wake_at = until.timestamp()
     else:
         wake_at = time.time() + _seconds(seconds)
-    interrupt({INTERRUPT_MARKER: "timer", "wake_at": wake_at})
+    interrupt(waits.timer_request(wake_at))
 
 
 def _seconds(value: Any) -> float:

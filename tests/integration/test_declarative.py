@@ -133,8 +133,8 @@ async def test_a_child_that_cannot_complete_fails_its_parent(
             await engine.wait(waiting.prompt["run_id"], timeout=30)
     assert parent.status is RunStatus.FAILED
     assert parent.error is not None
-    assert parent.error["type"] == error_type
-    assert message in parent.error["message"]
+    assert parent.error.type == error_type
+    assert message in parent.error.message
 
 
 async def test_a_child_cancelled_by_the_lease_reaper_still_tells_its_parent(
@@ -192,4 +192,4 @@ async def test_yaml_retry_timeout_and_signal_timeout_do_what_they_say(
     assert quick.output["receipt"] is None  # no signal within 0.1 s
     assert slow.status is RunStatus.FAILED
     assert slow.error is not None
-    assert (slow.error["type"], slow.error["node"]) == ("NodeTimeout", "maybe_slow")
+    assert (slow.error.type, slow.error.node) == ("NodeTimeout", "maybe_slow")

@@ -141,5 +141,5 @@ async def test_a_queued_run_whose_version_cannot_be_served_fails_with_definition
         old = await v2.wait(old.id, timeout=60)  # the version-2 worker never takes it
     assert old.status is RunStatus.FAILED
     assert old.error is not None
-    assert old.error["type"] == "DefinitionChanged"
-    assert "would continue on a changed graph" in old.error["message"]
+    assert old.error.type == "DefinitionChanged"
+    assert "would continue on a changed graph" in old.error.message

@@ -158,9 +158,9 @@ async def test_failed_run_records_the_error_and_retry_continues_from_the_failed_
         failed = await engine.wait(run.id, timeout=30)
         assert failed.status is RunStatus.FAILED
         assert failed.error is not None
-        assert (failed.error["type"], failed.error["node"]) == ("RuntimeError", "middle")
-        assert failed.error["message"] == "marker missing"
-        assert "Traceback" in failed.error["traceback"]
+        assert (failed.error.type, failed.error.node) == ("RuntimeError", "middle")
+        assert failed.error.message == "marker missing"
+        assert "Traceback" in failed.error.traceback
         marker.touch()
         assert (await engine.retry(run.id)).status is RunStatus.RUNNING
         done = await engine.wait(run.id, timeout=30)

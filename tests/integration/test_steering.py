@@ -178,7 +178,7 @@ async def test_a_retry_policy_retries_the_node_in_place(make_engine: EngineFacto
     assert broken.status is RunStatus.FAILED
     assert primitives.ATTEMPTS[always] == 3  # max_attempts, then the run fails
     assert broken.error is not None
-    assert (broken.error["type"], broken.error["node"]) == ("ConnectionError", "wobbly")
+    assert (broken.error.type, broken.error.node) == ("ConnectionError", "wobbly")
 
 
 async def test_a_node_past_its_timeout_fails_the_run_with_node_timeout(
@@ -191,8 +191,8 @@ async def test_a_node_past_its_timeout_fails_the_run_with_node_timeout(
         failed = await engine.wait(run.id, timeout=30)
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None
-    assert (failed.error["type"], failed.error["node"]) == ("NodeTimeout", "slow")
-    assert "within 0.2 s" in failed.error["message"]
+    assert (failed.error.type, failed.error.node) == ("NodeTimeout", "slow")
+    assert "within 0.2 s" in failed.error.message
 
 
 async def test_fork_with_a_state_patch_leaves_the_original_unchanged(

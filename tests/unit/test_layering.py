@@ -16,7 +16,7 @@ ALLOWED = {
     "api": {"api", "engine", "apps", "storage"},
     "cli": {"cli", "api", "engine", "apps", "storage"},
 }
-SHARED = {"errors", "types", "config", "validation", "ids", "authoring"}
+SHARED = {"errors", "types", "config", "validation", "ids", "authoring", "waits"}
 
 
 def imports(path: Path) -> set[str]:

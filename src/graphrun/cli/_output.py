@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from graphrun.storage.records import Run, RunStatus, SignalRecord, SignalSent, WaitingOn
+from graphrun.storage.records import Run, RunStatus, SignalRecord, SignalSent
+from graphrun.waits import WaitingOn, WaitKind
 
 __all__ = (
     "STATUS_STYLE",
@@ -55,25 +56,23 @@ def print_run(console: Console, run: Run) -> None:
         console.print("  output:")
         console.print_json(json.dumps(run.output), indent=2)
     if run.error:
-        console.print(
-            f"  [red]error in {run.error.get('node')}: {run.error.get('type')}:[/] {run.error.get('message')}"
-        )
+        console.print(f"  [red]error in {run.error.node}: {run.error.type}:[/] {run.error.message}")
         console.print(f"  retry with: graphrun runs retry {run.id}", highlight=False)
 
 
 def _print_waiting(console: Console, run_id: str, waiting: WaitingOn) -> None:
     """One pending interrupt: input, a signal (by name) or a timer, its wake time, the way on."""
-    what = f"signal {waiting.name}" if waiting.kind == "signal" else waiting.kind
+    what = f"signal {waiting.name}" if waiting.kind is WaitKind.SIGNAL else waiting.kind
     wake = waiting.wake_at
     until = f" until {wake.isoformat(sep=' ', timespec='seconds')}" if wake else ""
     console.print(f"  waiting for [yellow]{what}[/]{until} (interrupt {waiting.id})")
-    if waiting.prompt is not None or waiting.kind == "input":
+    if waiting.prompt is not None or waiting.kind is WaitKind.INPUT:
         console.print(f"    prompt: {json.dumps(waiting.prompt)}")
     if waiting.schema:
         console.print(f"    schema: {json.dumps(waiting.schema)}")
-    if waiting.kind == "input":
+    if waiting.kind is WaitKind.INPUT:
         hint = f"answer with: graphrun runs resume {run_id} --value '<json>'"
-    elif waiting.kind == "signal":
+    elif waiting.kind is WaitKind.SIGNAL:
         hint = f"send it with: graphrun runs signal {run_id} {waiting.name} '<json>'"
     else:
         return  # a timer wakes the run by itself

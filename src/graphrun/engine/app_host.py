@@ -41,7 +41,7 @@ from graphrun.config import Settings
 from graphrun.storage import Database
 from graphrun.storage import apps as apps_store
 from graphrun.storage import runs as runs_store
-from graphrun.storage.records import Run, RunStatus
+from graphrun.storage.records import Run, RunError, RunStatus
 
 from .app_workers import AppWorkers, WorkerSpec
 
@@ -299,12 +299,9 @@ class AppHost:
                     allowed=(RunStatus.QUEUED,),
                     values={
                         "status": RunStatus.FAILED,
-                        "error": {
-                            "type": "DefinitionChanged",
-                            "code": error.code,
-                            "message": error.message,
-                            "node": None,
-                        },
+                        "error": RunError(
+                            code=error.code, type=type(error).__name__, message=error.message
+                        ).to_json(),
                     },
                     seen_version=run.version,
                 )

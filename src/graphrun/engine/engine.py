@@ -47,6 +47,7 @@ from graphrun.storage.records import (
     WaitingOn,
     WorkflowRecord,
 )
+from graphrun.waits import WaitKind
 
 from .app_host import AppHost, AppOverview, InstallResult
 from .due_loop import DueLoop
@@ -779,7 +780,7 @@ class Engine:
                     interrupt_id=interrupt_id,
                 )
             pending = matching[0]
-        if pending.kind != "input":
+        if pending.kind is not WaitKind.INPUT:
             raise errors.TransitionConflict(
                 run.id,
                 "resume",
@@ -1121,8 +1122,10 @@ class Engine:
 
 
 def _not_input(wait: WaitingOn) -> str:
-    if wait.kind == "signal":
+    if wait.kind is WaitKind.SIGNAL:
         return f"It waits for the signal {wait.name!r}: send it with signal()."
+    if wait.kind is WaitKind.WORKFLOW:
+        return "It waits for its child run to end, which continues it on its own."
     return "It sleeps on a timer, which wakes it on its own."
 
 

@@ -14,7 +14,6 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from langgraph.errors import GraphDrained
@@ -22,10 +21,11 @@ from langgraph.runtime import RunControl
 from langgraph.types import Command
 from pydantic_core import to_jsonable_python
 
-from graphrun import errors, validation
+from graphrun import errors, validation, waits
 from graphrun.storage import checkpoints, signals
 from graphrun.storage import runs as runs_store
-from graphrun.storage.records import INTERRUPT_MARKER, Run, RunStatus, WaitingOn
+from graphrun.storage.records import NODE_ERROR, Run, RunError, RunStatus
+from graphrun.waits import WaitingOn, WaitKind
 
 from .allowlist import allowlist_for_graph
 
@@ -76,20 +76,6 @@ class Handle:
         self.control.request_drain("pause")
 
 
-def _waiting_on(interrupt_id: str, value: Any) -> WaitingOn:
-    if isinstance(value, dict) and INTERRUPT_MARKER in value:
-        wake_at = value.get("wake_at")
-        return WaitingOn(
-            id=interrupt_id,
-            kind=str(value[INTERRUPT_MARKER]),
-            name=value.get("name"),
-            prompt=jsonable(value.get("prompt")),
-            schema=value.get("schema"),
-            wake_at=None if wake_at is None else datetime.fromtimestamp(wake_at, UTC),
-        )
-    return WaitingOn(id=interrupt_id, kind="input", prompt=jsonable(value))
-
-
 def jsonable(value: Any) -> Any:
     """The value as JSON types (pydantic models, dataclasses...), or its repr."""
     try:
@@ -99,15 +85,18 @@ def jsonable(value: Any) -> Any:
 
 
 def _error_info(exc: BaseException, node: str | None) -> dict[str, Any]:
+    """The stored `RunError` of an exception that failed a run."""
     kind = type(exc).__name__
+    code = exc.code if isinstance(exc, errors.GraphrunError) else NODE_ERROR
     if isinstance(exc, TypeError) and "serializ" in str(exc):
-        kind = errors.SerializationError.__name__
-    return {
-        "type": kind,
-        "message": str(exc),
-        "node": node,
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
+        kind, code = errors.SerializationError.__name__, errors.SerializationError.code
+    return RunError(
+        code=code,
+        type=kind,
+        message=str(exc),
+        node=node,
+        traceback="".join(traceback.format_exception(exc)),
+    ).to_json()
 
 
 @dataclass(frozen=True)
@@ -421,36 +410,36 @@ class Executor:
         self, run: Run, graph: CompiledStateGraph[Any, Any, Any, Any], config: Any
     ) -> Outcome:
         state = await graph.aget_state(config)
-        waits: list[WaitingOn] = []
+        pending: list[WaitingOn] = []
         children: list[runs_store.NewRun] = []
         for interrupt in state.interrupts:
             value = interrupt.value
-            if isinstance(value, dict) and value.get(INTERRUPT_MARKER) == "workflow":
+            if waits.asked_kind(value) is WaitKind.WORKFLOW:
                 child = await self._child(
                     run, interrupt.id, value.get("workflow"), value.get("input")
                 )
                 children.append(child)
-                waits.append(
+                pending.append(
                     WaitingOn(
                         id=interrupt.id,
-                        kind="workflow",
+                        kind=WaitKind.WORKFLOW,
                         name=signals.CHILD_SIGNAL + child.id,
                         prompt={"workflow": child.workflow, "run_id": child.id},
                     )
                 )
             else:
-                waits.append(_waiting_on(interrupt.id, value))
-        due = [w.wake_at.timestamp() for w in waits if w.wake_at is not None]
+                pending.append(waits.read_wait(interrupt.id, value, jsonable))
+        due = [w.wake_at.timestamp() for w in pending if w.wake_at is not None]
         return Outcome(
             "wait",
             {
                 "status": RunStatus.WAITING,
-                "waiting_for": [w.to_json() for w in waits],
+                "waiting_for": [w.to_json() for w in pending],
                 "resume": None,
                 "wake_at": min(due) if due else None,
             },
             cancel_wins=True,
-            waits=tuple(waits),
+            waits=tuple(pending),
             children=tuple(children),
         )
 

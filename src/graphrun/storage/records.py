@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from graphrun.types import INTERRUPT_MARKER
+from graphrun.waits import WaitingOn
 
 __all__ = (
-    "INTERRUPT_MARKER",
+    "NODE_ERROR",
     "ApiKeyRecord",
     "CheckpointRecord",
     "EventRecord",
     "Run",
+    "RunError",
     "RunPage",
     "RunStatus",
     "ScheduleRecord",
@@ -57,45 +58,43 @@ def _time(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-@dataclass(frozen=True, kw_only=True)
-class WaitingOn:
-    """One pending interrupt of a waiting run."""
+#: The code of a failure raised by the app's own code (any exception not graphrun's).
+NODE_ERROR = "node_error"
 
-    #: The interrupt id; a resume may name it.
-    id: str
-    #: ``input`` (a person), ``signal`` or ``timer``.
-    kind: str
-    #: For signals: the signal's name.
-    name: str | None = None
-    #: What the node asked (any JSON value).
-    prompt: Any = None
-    #: JSON Schema the resume value must satisfy, if the node declared one.
-    schema: dict[str, Any] | None = None
-    #: For timers (and signal waits with a timeout): when the run wakes.
-    wake_at: datetime | None = None
+
+@dataclass(frozen=True, kw_only=True)
+class RunError:
+    """Why a run failed, with the same fields whatever failed it (a node, the engine...)."""
+
+    #: A stable code: the `GraphrunError` code, or ``node_error`` for the app's own exception.
+    code: str
+    #: The exception's class name (``ConnectionError``, ``NodeTimeout``...).
+    type: str
+    message: str
+    #: The node that raised, if a node did.
+    node: str | None = None
+    #: The formatted traceback, where there is one.
+    traceback: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form stored in the run row and sent over the API."""
         return {
-            "id": self.id,
-            "kind": self.kind,
-            "name": self.name,
-            "prompt": self.prompt,
-            "schema": self.schema,
-            "wake_at": self.wake_at.isoformat() if self.wake_at else None,
+            "code": self.code,
+            "type": self.type,
+            "message": self.message,
+            "node": self.node,
+            "traceback": self.traceback,
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> WaitingOn:
-        """Rebuild from `to_json` output."""
-        wake = data.get("wake_at")
+    def from_json(cls, data: Mapping[str, Any]) -> RunError:
+        """Rebuild from `to_json` output (rows of older versions may lack a code)."""
         return cls(
-            id=data["id"],
-            kind=data.get("kind", "input"),
-            name=data.get("name"),
-            prompt=data.get("prompt"),
-            schema=data.get("schema"),
-            wake_at=datetime.fromisoformat(wake) if wake else None,
+            code=str(data.get("code") or NODE_ERROR),
+            type=str(data.get("type", "")),
+            message=str(data.get("message", "")),
+            node=data.get("node"),
+            traceback=data.get("traceback"),
         )
 
 
@@ -112,8 +111,8 @@ class Run:
     status: RunStatus
     input: Any
     output: Any = None
-    #: ``{"type", "message", "node", "traceback"}`` when the run failed.
-    error: dict[str, Any] | None = None
+    #: Why the run failed, when it did.
+    error: RunError | None = None
     waiting_for: tuple[WaitingOn, ...] = ()
     idempotency_key: str | None = None
     created_at: datetime
@@ -149,7 +148,7 @@ class Run:
             status=RunStatus(row["status"]),
             input=row["input"],
             output=row["output"],
-            error=row["error"],
+            error=RunError.from_json(row["error"]) if row["error"] else None,
             waiting_for=tuple(WaitingOn.from_json(w) for w in row["waiting_for"] or ()),
             idempotency_key=row["idempotency_key"],
             created_at=_time(row["created_at"]),  # type: ignore[arg-type]
@@ -179,7 +178,7 @@ class Run:
             "status": self.status.value,
             "input": self.input,
             "output": self.output,
-            "error": self.error,
+            "error": self.error.to_json() if self.error else None,
             "waiting_for": [w.to_json() for w in self.waiting_for],
             "idempotency_key": self.idempotency_key,
             "created_at": self.created_at.isoformat(),

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
 
-from graphrun import errors
+from graphrun import errors, waits
 
 from . import events
 from . import runs as runs_store
-from .records import INTERRUPT_MARKER, Run, RunStatus, SignalRecord, SignalSent, WaitingOn
+from .records import Run, RunStatus, SignalRecord, SignalSent, WaitingOn
 from .schema import runs, signals
 
 if TYPE_CHECKING:
@@ -64,18 +64,12 @@ def lock_run(db: Database, conn: Connection, run_id: str) -> Run | None:
     return None if row is None else Run.from_row(row)
 
 
-#: Waits a signal answers: ``wait_for_signal``, and a child run's end (``run_workflow``).
-SIGNAL_KINDS = ("signal", "workflow")
 #: The signal a child run sends its parent when it ends: this prefix and the child's id.
 CHILD_SIGNAL = "graphrun.child."
 
 
 def _signal_waits(run: Run) -> list[WaitingOn]:
-    return [w for w in run.waiting_for if w.kind in SIGNAL_KINDS]
-
-
-def _resume_value(payload: Any) -> dict[str, Any]:
-    return {INTERRUPT_MARKER: "signal", "payload": payload}
+    return [w for w in run.waiting_for if w.kind.takes_signals]
 
 
 async def send(
@@ -184,9 +178,7 @@ def tell_parent(db: Database, conn: Connection, child: Run) -> None:
         "workflow": child.workflow,
         "status": child.status.value,
         "output": child.output if child.status is RunStatus.COMPLETED else None,
-        "error": None
-        if child.error is None
-        else {k: child.error.get(k) for k in ("type", "message", "node")},
+        "error": None if child.error is None else replace(child.error, traceback=None).to_json(),
     }
     with contextlib.suppress(errors.RunNotFound, errors.TransitionConflict):
         send_in(db, conn, child.parent_id, CHILD_SIGNAL + child.id, payload, max_queued=2**31)
@@ -220,7 +212,7 @@ def _queue_with(
     lease_ttl_s: float,
 ) -> Run:
     resume = {**(run.resume or {})}
-    resume |= {iid: _resume_value(row["payload"]) for iid, row in delivered.items()}
+    resume |= {iid: waits.signal_answer(row["payload"]) for iid, row in delivered.items()}
     return runs_store.transition_in(
         db,
         conn,
@@ -239,7 +231,7 @@ def _queue_with(
 
 
 def deliver_queued(
-    db: Database, conn: Connection, run_id: str, waits: Sequence[WaitingOn]
+    db: Database, conn: Connection, run_id: str, open_waits: Sequence[WaitingOn]
 ) -> list[Delivered]:
     """Inside the transaction that would make a run wait: consume mailbox signals it waits for.
 
@@ -249,7 +241,7 @@ def deliver_queued(
     Returns:
         The waits answered now, with their resume values; empty if none.
     """
-    wanted = [w for w in waits if w.kind in SIGNAL_KINDS and w.name is not None]
+    wanted = [w for w in open_waits if w.kind.takes_signals and w.name is not None]
     if not wanted:
         return []
     names = sorted({w.name for w in wanted if w.name is not None})
@@ -275,7 +267,7 @@ def deliver_queued(
             delivered.append(
                 Delivered(
                     interrupt_id=wait.id,
-                    resume_value=_resume_value(row.payload),
+                    resume_value=waits.signal_answer(row.payload),
                     event={"name": row.name, "signal_id": row.id, "interrupt_id": wait.id},
                 )
             )

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, select
 
+from graphrun import waits
+
 from . import runs as runs_store
-from .records import INTERRUPT_MARKER, Run, RunStatus, WaitingOn
+from .records import Run, RunStatus, WaitingOn
 from .schema import runs
 
 if TYPE_CHECKING:
@@ -42,12 +44,12 @@ async def next_due(db: Database) -> float | None:
     return None if value is None else float(value)
 
 
-def _answers(waits: tuple[WaitingOn, ...], now: float) -> dict[str, Any]:
+def _answers(pending: tuple[WaitingOn, ...], now: float) -> dict[str, Any]:
     """Resume values for the waits whose time has come."""
     answers: dict[str, Any] = {}
-    for wait in waits:
+    for wait in pending:
         if wait.wake_at is not None and wait.wake_at <= datetime.fromtimestamp(now, UTC):
-            answers[wait.id] = {INTERRUPT_MARKER: "timer" if wait.kind == "timer" else "timeout"}
+            answers[wait.id] = waits.due_answer(wait)
     return answers
 
 
