@@ -137,7 +137,8 @@ async def _spawn(
         start_new_session=True,  # its own process group: a timeout ends pip's children too
     )
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: a cancel must win (3.11)
+            output, _ = await process.communicate()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -197,7 +197,8 @@ class AppWorkers:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(sig)
             try:
-                await asyncio.wait_for(process.wait(), wait_s)
+                async with asyncio.timeout(wait_s):  # not wait_for: a cancel must win (3.11)
+                    await process.wait()
                 return
             except TimeoutError:
                 continue

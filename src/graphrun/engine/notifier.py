@@ -94,9 +94,15 @@ class ChangeNotifier:
 
 
 async def wait_for_event(event: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``event`` at most ``timeout`` seconds; return whether it was set."""
+    """Wait for ``event`` at most ``timeout`` seconds; return whether it was set.
+
+    A cancellation always wins. Not ``asyncio.wait_for``: on Python 3.11 it returns the
+    inner result when the waiter is cancelled after the event was set but before the waiter
+    resumed (a few turns of the loop), and the cancellation is lost; a `DueLoop` nudged just
+    as it was stopped then polled on and ``stop`` waited for it forever.
+    """
     try:
-        await asyncio.wait_for(event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            return await event.wait()
     except TimeoutError:
-        return False
-    return True
+        return event.is_set()
