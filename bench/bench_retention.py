@@ -45,7 +45,7 @@ import psycopg
 from sqlalchemy import create_engine, delete, func, select, tuple_
 
 from graphrun.config import RetentionPolicy
-from graphrun.storage import Database, RunStatus, retention, totals
+from graphrun.storage import Database, RunStatus, open_database, retention, totals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.schema import (
     checkpoint_writes,
@@ -311,10 +311,10 @@ async def size_of(db: Database, url: str) -> int:
 
 async def measure(url: str, count: int) -> dict[str, Any]:
     now = time.time()
-    db = await Database.open(url)  # the schema, as the engine migrates it
+    db = await open_database(url)  # the schema, as the engine migrates it
     await db.close()
     load_s = load(url, count, now)
-    db = await Database.open(url)
+    db = await open_database(url)
     rng = random.Random(11)
     out: dict[str, Any] = {"load_s": load_s}
     try:

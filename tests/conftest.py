@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from graphrun import Engine, Settings
-from graphrun.storage import Database, migrations
+from graphrun.storage import Database, migrations, open_database
 from graphrun.storage.schema import metadata
 
 APPS = Path(__file__).parent / "apps"
@@ -99,7 +100,7 @@ def empty_postgres(url: str) -> None:
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(db_url)
+    database = await open_database(db_url)
     try:
         yield database
     finally:
@@ -198,3 +199,23 @@ async def finish_days_ago(engine: Engine, run_ids: list[str], days: float) -> No
         totals.add(engine.db, conn, run_ids)
 
     await engine.db.write(job)
+
+
+async def eventually(
+    check: Callable[[], object], what: str, *, timeout_s: float = 60.0, every_s: float = 0.02
+) -> None:
+    """Wait until ``check()`` (a value, or an awaitable of one) is true; fail after the timeout.
+
+    For conditions no event announces (another process's writes, a counter in a patched
+    function). The timeout only detects a hang: it asserts nothing about speed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(every_s)

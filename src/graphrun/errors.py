@@ -40,6 +40,7 @@ Branches follow what a caller does about the error, and each class carries a sta
         ├── StorageFull               507: disk or database full
         ├── StorageIOError            disk I/O error
         ├── DatabaseUnavailable       cannot connect
+        ├── DatabaseClosed            closed (shutting down): nothing more can be written
         └── MigrationRequired         schema older than this graphrun
 
 The class docstring is the default message.
@@ -57,6 +58,7 @@ __all__ = (
     "CheckpointNotFound",
     "ChildWorkflowFailed",
     "Conflict",
+    "DatabaseClosed",
     "DatabaseUnavailable",
     "DefinitionChanged",
     "DefinitionError",
@@ -516,6 +518,12 @@ class DatabaseUnavailable(StorageError):
     """The database cannot be reached."""
 
     code = "database_unavailable"
+
+
+class DatabaseClosed(StorageError):
+    """The database is closed: the engine is shutting down, or was never opened."""
+
+    code = "database_closed"
 
 
 class MigrationRequired(StorageError):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 
-from graphrun.storage import Database
+from graphrun.storage import open_database
 from graphrun.storage.checkpoints import GraphrunCheckpointer
 
 
@@ -16,7 +16,7 @@ async def test_checkpointer_passes_langgraph_conformance(tmp_path: Path) -> None
 
     @checkpointer_test(name="GraphrunCheckpointer")
     async def factory() -> AsyncIterator[GraphrunCheckpointer]:
-        db = await Database.open(f"sqlite:///{tmp_path}/conformance-{next(counter)}.db")
+        db = await open_database(f"sqlite:///{tmp_path}/conformance-{next(counter)}.db")
         try:
             yield GraphrunCheckpointer(db)
         finally:

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from graphrun import Engine, ScheduleNotFound, ValidationFailed, WorkflowNotFound
 from graphrun.errors import ScheduleExists
-from graphrun.storage import Database
+from graphrun.storage import open_database
 from graphrun.storage.schema import schedules
 from tests.conftest import EngineFactory
 
@@ -102,7 +102,7 @@ async def test_fires_missed_while_down_fire_once_on_recovery(
 ) -> None:
     async with make_engine("primitives", run_worker=False) as engine:
         await engine.create_schedule("yearly", "primitives.chain", CHAIN_INPUT, cron="0 0 1 1 *")
-    db = await Database.open(db_url)
+    db = await open_database(db_url)
     try:  # as if every engine had been down since an hour before it was due
         await db.write(
             lambda conn: conn.execute(

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from graphrun import CheckpointNotFound, RunStatus, TransitionConflict, ValidationFailed
-from graphrun.storage import Database
+from graphrun.storage import open_database
 from graphrun.storage.schema import runs as runs_table
 from tests.conftest import APPS, EngineFactory, entered
 
@@ -73,7 +73,7 @@ async def test_a_pause_answered_while_queued_does_not_pause_the_resumed_run(
 ) -> None:
     async with make_engine("primitives", run_worker=False) as engine:
         run = await engine.start("primitives.chain", {"x": 0, "trail": []})
-    db = await Database.open(db_url)
+    db = await open_database(db_url)
     try:  # as a worker leaves a run it released at shutdown while a pause was asked of it
         await db.write(
             lambda conn: conn.execute(

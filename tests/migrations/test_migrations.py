@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, create_engine, insert, inspect, select
 
-from graphrun.storage import Database, migrations
+from graphrun.storage import migrations, open_database
 from graphrun.storage.schema import (
     checkpoint_writes,
     checkpoints,
@@ -21,7 +21,7 @@ from graphrun.storage.schema import (
 
 
 async def test_migration_head_matches_schema_module(tmp_path: Path) -> None:
-    db = await Database.open(f"sqlite:///{tmp_path}/m.db")
+    db = await open_database(f"sqlite:///{tmp_path}/m.db")
     await db.close()
     engine = create_engine(f"sqlite:///{tmp_path}/m.db")
     with engine.connect() as conn:
@@ -44,7 +44,7 @@ async def test_migration_head_matches_schema_module(tmp_path: Path) -> None:
 
 
 async def test_upgrade_twice_changes_nothing(tmp_path: Path) -> None:
-    db = await Database.open(f"sqlite:///{tmp_path}/m.db")
+    db = await open_database(f"sqlite:///{tmp_path}/m.db")
     try:
         await migrations.upgrade(db)
         await migrations.check_current(db)

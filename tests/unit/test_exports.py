@@ -21,6 +21,7 @@ PINNED = (
     "CheckpointRecord",
     "ChildWorkflowFailed",
     "Conflict",
+    "DatabaseClosed",
     "DatabaseUnavailable",
     "DefinitionChanged",
     "DefinitionError",

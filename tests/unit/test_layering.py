@@ -16,7 +16,7 @@ ALLOWED = {
     "api": {"api", "engine", "apps", "storage"},
     "cli": {"cli", "api", "engine", "apps", "storage"},
 }
-SHARED = {"errors", "types", "config", "validation", "ids", "authoring", "waits"}
+SHARED = {"errors", "types", "config", "validation", "ids", "authoring", "waits", "backoff"}
 
 
 def imports(path: Path) -> set[str]:
@@ -60,3 +60,53 @@ def test_no_private_modules_of_other_packages_are_imported() -> None:
         assert not bad, f"{path.relative_to(SRC)} imports {bad}"
     assert _third_party_private("langgraph._internal._serde")
     assert not _third_party_private("langgraph.checkpoint.base")
+
+
+#: Where asking which database this is belongs: the two backends, and the migrations (one
+#: history for both dialects, branching inside, STYLE.md).
+MAY_ASK_THE_DIALECT = (SRC / "storage" / "backends", SRC / "storage" / "migrations")
+
+
+def _names_the_dialect(node: ast.expr) -> bool:
+    if isinstance(node, ast.Attribute):
+        return node.attr == "dialect" or (
+            node.attr == "name"
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "dialect"
+        )
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get_backend_name"
+    )
+
+
+def dialect_checks(source: str) -> list[int]:
+    """Lines of ``source`` that compare a dialect's name."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Compare)
+        and any(_names_the_dialect(side) for side in (node.left, *node.comparators))
+    ]
+
+
+def test_no_dialect_checks_outside_the_storage_backends() -> None:
+    """Every SQLite/PostgreSQL difference is a method of the backend (`storage/database.py`)."""
+    found = [
+        f"{path.relative_to(SRC)}:{line}"
+        for path in SRC.rglob("*.py")
+        if not any(folder in path.parents for folder in MAY_ASK_THE_DIALECT)
+        for line in dialect_checks(path.read_text())
+    ]
+    assert found == []
+
+
+def test_the_dialect_check_finder_finds_each_form() -> None:
+    source = (
+        'a = db.dialect == "postgresql"\n'
+        'b = "sqlite" != conn.dialect.name\n'
+        'c = url.get_backend_name() in ("sqlite",)\n'
+        "d = db.dialects == 1\n"
+    )
+    assert dialect_checks(source) == [1, 2, 3]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from graphrun.config import Settings
-from graphrun.storage import Database, migrations
+from graphrun.storage import migrations, open_database
 
 from ._common import DbOption, console, run_async
 
@@ -23,7 +23,7 @@ def upgrade(database: DbOption = None) -> None:
     url = database or Settings.from_env().database_url
 
     async def main() -> None:
-        db = await Database.open(url, migrate=True)
+        db = await open_database(url, migrate=True)
         await db.close()
 
     run_async(main)

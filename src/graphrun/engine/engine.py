@@ -23,11 +23,12 @@ from graphrun.config import Settings
 from graphrun.ids import RunIdFactory
 from graphrun.storage import (
     Database,
+    Listener,
     catalog,
     checkpoints,
     events,
     migrations,
-    notify,
+    open_database,
     retention,
     schedules,
     signals,
@@ -54,6 +55,7 @@ from .due_loop import DueLoop
 from .executor import Executor, compile_graph, jsonable
 from .keys import ApiKeys
 from .notifier import IN_FLIGHT, ChangeNotifier, wait_for_event
+from .runtime import Runtime
 from .schedules import check_spec, first_fire, next_after
 from .worker import Worker
 
@@ -132,7 +134,10 @@ class Engine:
         self._db: Database | None = None
         self._worker: Worker | None = None
         self._loops: list[DueLoop] = []
-        self._listener: notify.Listener | None = None
+        #: Every background task of this engine.
+        self.runtime = Runtime()
+        #: PostgreSQL: hears runs other processes queue (None elsewhere).
+        self.listener: Listener | None = None
         self._graphs: dict[str, Any] = {}
         self._purger: asyncio.Task[None] | None = None
 
@@ -161,7 +166,7 @@ class Engine:
             StorageError: The database cannot be used.
         """
         await self.apps.load()
-        self._db = await Database.open(
+        self._db = await open_database(
             self.settings.database_url,
             synchronous=self.settings.sqlite_synchronous,
             busy_timeout_s=self.settings.busy_timeout_s,
@@ -215,9 +220,10 @@ class Engine:
                     self._purger = asyncio.create_task(self._purge_loop(), name="graphrun-purge")
                 for loop in self._loops:
                     loop.start()
-                if db.dialect == "postgresql":
-                    self._listener = notify.Listener(db, self._on_queued, self._wake_worker)
-                    self._listener.start()
+                listener = db.listener(self._on_queued, self._wake_worker)
+                if listener is not None:
+                    self.listener = listener
+                    self.runtime.start("listener", listener.run)
         except BaseException:
             await self.apps.close()
             await self._db.close()
@@ -261,9 +267,7 @@ class Engine:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            await listener.stop()
+        await self.runtime.stop("listener")
         loops, self._loops = self._loops, []
         for loop in loops:
             await loop.stop()
@@ -362,10 +366,10 @@ class Engine:
         """The open database.
 
         Raises:
-            StorageError: The engine is not open.
+            DatabaseClosed: The engine is not open.
         """
         if self._db is None:
-            raise errors.StorageError("The engine is not open: use `async with Engine(...)`.")
+            raise errors.DatabaseClosed("The engine is not open: use `async with Engine(...)`.")
         return self._db
 
     @property

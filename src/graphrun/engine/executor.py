@@ -316,7 +316,9 @@ class Executor:
                         )
                     return run_after
                 except errors.StorageError as exc:
-                    if time.monotonic() + delay > deadline or str(exc) == "The database is closed.":
+                    if time.monotonic() + delay > deadline or isinstance(
+                        exc, errors.DatabaseClosed
+                    ):
                         # Give up: the lease expires and the reaper requeues the run.
                         logger.error(
                             "could not record %s of run %s: %s",

@@ -35,10 +35,9 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import and_, delete, insert, select, tuple_
 
-from graphrun import errors
-
-from . import events, step_write
+from . import events
 from . import runs as runs_store
+from .records import Fence, Flush
 from .schema import checkpoint_writes, checkpoints
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ def strict_serializer() -> JsonPlusSerializer:
 class Execution:
     """One worker's execution of a run: its lease and what waits to be committed."""
 
-    fence: runs_store.Fence
+    fence: Fence
     lease_ttl_s: float
     #: The run has no committed checkpoint: reads can answer without asking the database.
     fresh: bool = False
@@ -104,22 +103,6 @@ class Execution:
                 found: dict[str, Any] = row
                 return found
         return None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Flush:
-    """Buffered rows of an execution, taken to be committed together."""
-
-    run_id: str
-    checkpoints: list[dict[str, Any]]
-    writes: list[dict[str, Any]]
-    events: list[tuple[str, dict[str, Any]]]
-
-    @property
-    def root_checkpoint_id(self) -> str | None:
-        """The newest root-graph checkpoint among ``checkpoints``."""
-        root = [c["checkpoint_id"] for c in self.checkpoints if not c["checkpoint_ns"]]
-        return root[-1] if root else None
 
 
 def _execution(config: RunnableConfig) -> Execution | None:
@@ -267,18 +250,14 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         if (
             execution is not None
             and taken is not None
-            and db.dialect == "postgresql"
-            and step_write.fits(execution.fence, taken, row)
-        ):
-            params = step_write.step_params(
+            and await db.write_step(
                 execution.fence,
-                lease_ttl_s=execution.lease_ttl_s,
+                taken,
+                row,
                 progress=progress or taken.root_checkpoint_id,
-                taken=taken,
-                checkpoint=row,
+                lease_ttl_s=execution.lease_ttl_s,
             )
-            if await db.batched(step_write.STEP_SQL, params, order=thread_id) != 1:
-                raise errors.LeaseLost(execution.fence.run_id, execution.fence.epoch)
+        ):
             return saved
 
         def job(conn: Connection) -> None:

@@ -15,6 +15,8 @@ __all__ = (
     "ApiKeyRecord",
     "CheckpointRecord",
     "EventRecord",
+    "Fence",
+    "Flush",
     "Run",
     "RunError",
     "RunPage",
@@ -418,3 +420,28 @@ class SignalSent:
             "run": self.run.to_json(),
             "delivered": self.delivered,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fence:
+    """The lease a worker holds on a run; its writes count only while it still holds it."""
+
+    run_id: str
+    owner: str
+    epoch: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flush:
+    """Buffered rows of an execution, taken to be committed together."""
+
+    run_id: str
+    checkpoints: list[dict[str, Any]]
+    writes: list[dict[str, Any]]
+    events: list[tuple[str, dict[str, Any]]]
+
+    @property
+    def root_checkpoint_id(self) -> str | None:
+        """The newest root-graph checkpoint among ``checkpoints``."""
+        root = [c["checkpoint_id"] for c in self.checkpoints if not c["checkpoint_ns"]]
+        return root[-1] if root else None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import and_, any_, bindparam, case, delete, func, or_, select, tuple_
+from sqlalchemy import and_, case, delete, func, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from graphrun.config import RETENTION_DEFAULTS, RetentionPolicy
@@ -166,9 +166,7 @@ def _empty() -> dict[str, Any]:
 
 def _locked(db: Database, conn: Connection) -> bool:
     """PostgreSQL: take the purge lock for this transaction, unless another process has it."""
-    if db.dialect != "postgresql":
-        return True  # SQLite has one writer: batches are serialized anyway
-    return bool(conn.execute(select(func.pg_try_advisory_xact_lock(PURGE_LOCK))).scalar_one())
+    return db.try_transaction_lock(conn, PURGE_LOCK)
 
 
 def _pick(db: Database, condition: Any, limit: int) -> Any:
@@ -179,7 +177,7 @@ def _pick(db: Database, condition: Any, limit: int) -> Any:
     at the last finish time, past the index entries of the runs it deleted.
     """
     chosen = totals.counted().where(condition).order_by(runs.c.finished_at).limit(limit)
-    return chosen.with_for_update(skip_locked=True) if db.dialect == "postgresql" else chosen
+    return chosen.with_for_update(skip_locked=True)
 
 
 def _among(db: Database, column: Any, ids: Sequence[str]) -> Any:
@@ -188,9 +186,7 @@ def _among(db: Database, column: Any, ids: Sequence[str]) -> Any:
     On PostgreSQL one string parameter the server splits (ids hold no comma): far cheaper
     for the client than rendering and sending a parameter per id.
     """
-    if db.dialect == "postgresql":
-        return column == any_(func.string_to_array(bindparam(None, ",".join(ids)), ","))
-    return column.in_(ids)
+    return db.among(column, ids)
 
 
 def _holding(picked: Sequence[Any], counter: str) -> list[str]:

@@ -18,8 +18,8 @@ from sqlalchemy import bindparam, case, or_, select, tuple_, update
 
 from graphrun import errors
 
-from . import events, footprint, notify, totals
-from .records import Run, RunPage, RunStatus
+from . import events, footprint, totals
+from .records import Fence, Run, RunPage, RunStatus
 from .schema import runs
 
 if TYPE_CHECKING:
@@ -49,15 +49,6 @@ __all__ = (
 
 MAX_PAGE = 1000  # runs per list page
 HALF_MICROSECOND = 5e-7  # seconds
-
-
-@dataclass(frozen=True, kw_only=True)
-class Fence:
-    """The lease a worker holds on a run; its writes count only while it still holds it."""
-
-    run_id: str
-    owner: str
-    epoch: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,7 +145,7 @@ def insert_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
     if row is not None:
         events.append(db, conn, started)
         if not claimed:
-            notify.queued(db, conn, {new.workflow})
+            db.notify_queued(conn, {new.workflow})
         return Run.from_row(row), True
     existing = (
         (conn.execute(select(runs).where(runs.c.idempotency_key == new.idempotency_key)))
@@ -379,10 +370,7 @@ def transition_in(
 
 def _locked_row(db: Database, conn: Connection, run_id: str) -> Any:
     """What the totals count of the run, its row locked (PostgreSQL)."""
-    query = totals.counted().where(runs.c.id == run_id)
-    if db.dialect == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).first()
+    return conn.execute(totals.counted().where(runs.c.id == run_id).with_for_update()).first()
 
 
 def _settled(db: Database, conn: Connection, run: Run) -> None:
@@ -394,7 +382,7 @@ def _settled(db: Database, conn: Connection, run: Run) -> None:
     if run.status.terminal:
         footprint.count_in(db, conn, (run.id,))
     if run.status is RunStatus.QUEUED:
-        notify.queued(db, conn, {run.workflow})
+        db.notify_queued(conn, {run.workflow})
 
 
 @dataclass(frozen=True)
@@ -556,11 +544,10 @@ async def claim(
             .where(runs.c.status == RunStatus.QUEUED.value, runs.c.workflow.in_(list(workflows)))
             .order_by(runs.c.created_at, runs.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)  # SQLite: the writer's BEGIN IMMEDIATE
         )
         if versions is not None:
             candidates = candidates.where(runs.c.definition_version.in_(list(versions)))
-        if db.dialect == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
         stmt = (
             update(runs)
             .where(runs.c.id.in_(candidates.scalar_subquery()))
@@ -639,21 +626,16 @@ async def heartbeat(
 
     def job(conn: Connection) -> list[HeldLease]:
         # Primary-key lookups, limited to this worker's leases.
-        held = [
-            runs.c.id.in_(list(run_ids)),
-            runs.c.lease_owner == owner,
-            runs.c.status == RunStatus.RUNNING.value,
-        ]
-        if db.dialect == "postgresql":
-            # Rows locked in id order (bytewise), as group commits lock them
-            # (`pg_batch`): two transactions locking several runs never deadlock.
-            ordered = (
-                select(runs.c.id)
-                .where(*held)
-                .order_by(runs.c.id.collate("C"))
-                .with_for_update(key_share=True)
-            )
-            held = [runs.c.id.in_(ordered.scalar_subquery())]
+        # Rows locked in one global order, as group commits lock them: two transactions
+        # locking several runs never deadlock.
+        held = db.locked_in_key_order(
+            [
+                runs.c.id.in_(list(run_ids)),
+                runs.c.lease_owner == owner,
+                runs.c.status == RunStatus.RUNNING.value,
+            ],
+            runs.c.id,
+        )
         stmt = (
             update(runs)
             .where(*held)
@@ -702,11 +684,11 @@ async def requeue_expired(db: Database) -> list[str]:
         # those past their expiry. One statement
         # (PostgreSQL: over rows no other reaper or heartbeat holds), so two reapers neither
         # deadlock nor take a run twice.
-        expired = select(runs.c.id).where(
-            runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now
+        expired = (
+            select(runs.c.id)
+            .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now)
+            .with_for_update(skip_locked=True)
         )
-        if db.dialect == "postgresql":
-            expired = expired.with_for_update(skip_locked=True)
         cancelling = runs.c.cancel_requested.is_(True)
         found = (
             conn.execute(
@@ -731,7 +713,7 @@ async def requeue_expired(db: Database) -> list[str]:
         cancelled_ids = [r.id for r in rows if r.status is RunStatus.CANCELLED]
         requeued_rows = [r for r in rows if r.status is RunStatus.QUEUED]
         requeued = [r.id for r in requeued_rows]
-        notify.queued(db, conn, {r.workflow for r in requeued_rows})
+        db.notify_queued(conn, {r.workflow for r in requeued_rows})
         events.append(
             db,
             conn,

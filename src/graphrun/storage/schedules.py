@@ -152,9 +152,8 @@ async def fire_due(
             .where(schedules.c.next_fire_at <= now)
             .order_by(schedules.c.next_fire_at)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        if db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
         fired = []
         for row in conn.execute(query).mappings().all():
             schedule = ScheduleRecord.from_row(row)

@@ -57,10 +57,7 @@ def lock_run(db: Database, conn: Connection, run_id: str) -> Run | None:
     Every change that meets a signal with a wait (sending, making a run wait) takes this
     lock first, so the two are ordered; SQLite's single writer orders them anyway.
     """
-    query = select(runs).where(runs.c.id == run_id)
-    if db.dialect == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(select(runs).where(runs.c.id == run_id).with_for_update()).mappings().first()
     return None if row is None else Run.from_row(row)
 
 

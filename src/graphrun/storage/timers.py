@@ -67,9 +67,8 @@ async def wake_due(db: Database, *, limit: int = 500) -> list[Run]:
             .where(runs.c.status == RunStatus.WAITING.value, runs.c.wake_at <= bindparam("now"))
             .order_by(runs.c.wake_at)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        if db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
         woken = []
         for row in conn.execute(query, {"now": now}).mappings().all():
             run = Run.from_row(row)

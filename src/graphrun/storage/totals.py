@@ -16,7 +16,7 @@ import math
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, bindparam, cast, delete, func, literal, select, tuple_
+from sqlalchemy import bindparam, delete, func, literal, select, tuple_
 
 from .records import RunStatus
 from .schema import run_totals, runs
@@ -42,7 +42,7 @@ def finish_day(db: Database, finished_at: Any) -> Any:
     positive times here; its ``floor`` is not always compiled in).
     """
     days = finished_at / DAY
-    return cast(func.floor(days) if db.dialect == "postgresql" else days, Integer)
+    return db.floor_int(days)
 
 
 def counted(*extra: Any) -> Any:

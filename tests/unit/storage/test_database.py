@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from graphrun import errors
-from graphrun.storage import Database, migrations
+from graphrun.storage import Database, migrations, open_database
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import RunStatus
 from tests.unit.storage.test_runs import new_run
@@ -33,7 +33,7 @@ async def test_sqlite_connections_use_wal_full_sync_and_foreign_keys(db: Databas
 
 
 async def test_normal_synchronous_is_an_explicit_setting(tmp_path: Path) -> None:
-    db = await Database.open(f"sqlite:///{tmp_path}/n.db", synchronous="normal")
+    db = await open_database(f"sqlite:///{tmp_path}/n.db", synchronous="normal")
     try:
 
         def sync_level(conn):  # type: ignore[no-untyped-def]
@@ -84,7 +84,7 @@ async def test_lock_held_past_busy_timeout_is_storage_busy_and_changes_nothing(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "busy.db"
-    db = await Database.open(f"sqlite:///{path}", busy_timeout_s=0.2)
+    db = await open_database(f"sqlite:///{path}", busy_timeout_s=0.2)
     try:
         run, _ = await runs_store.insert(db, new_run())
         foreign = sqlite3.connect(path, isolation_level=None)
@@ -113,7 +113,7 @@ async def test_lock_held_past_busy_timeout_is_storage_busy_and_changes_nothing(
 
 async def test_a_lock_released_within_busy_timeout_is_waited_for(tmp_path: Path) -> None:
     path = tmp_path / "wait.db"
-    db = await Database.open(f"sqlite:///{path}", busy_timeout_s=10)
+    db = await open_database(f"sqlite:///{path}", busy_timeout_s=10)
     try:
         run, _ = await runs_store.insert(db, new_run())
         foreign = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -146,7 +146,7 @@ async def test_a_lock_released_within_busy_timeout_is_waited_for(tmp_path: Path)
 
 async def test_disk_full_is_storage_full_and_the_database_stays_intact(tmp_path: Path) -> None:
     path = tmp_path / "full.db"
-    db = await Database.open(f"sqlite:///{path}")
+    db = await open_database(f"sqlite:///{path}")
     try:
         await runs_store.insert(db, new_run())
 
@@ -170,21 +170,21 @@ async def test_disk_full_is_storage_full_and_the_database_stays_intact(tmp_path:
 
 async def test_memory_database_is_refused() -> None:
     with pytest.raises(errors.StorageError, match="in-memory"):
-        await Database.open("sqlite:///:memory:")
+        await open_database("sqlite:///:memory:")
 
 
 async def test_missing_folder_is_database_unavailable(tmp_path: Path) -> None:
     with pytest.raises(errors.DatabaseUnavailable):
-        await Database.open(f"sqlite:///{tmp_path}/nope/x.db")
+        await open_database(f"sqlite:///{tmp_path}/nope/x.db")
 
 
 async def test_schema_check_without_migrating_reports_migration_required(tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "empty.db").close()
     with pytest.raises(errors.MigrationRequired, match="graphrun db upgrade"):
-        await Database.open(f"sqlite:///{tmp_path}/empty.db", migrate=False)
-    db = await Database.open(f"sqlite:///{tmp_path}/empty.db")
+        await open_database(f"sqlite:///{tmp_path}/empty.db", migrate=False)
+    db = await open_database(f"sqlite:///{tmp_path}/empty.db")
     await db.close()
-    db = await Database.open(f"sqlite:///{tmp_path}/empty.db", migrate=False)
+    db = await open_database(f"sqlite:///{tmp_path}/empty.db", migrate=False)
     await db.close()
     assert migrations.head_revision() == "0007"
 

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import text
 
 from graphrun import errors
-from graphrun.storage import Database, step_write
+from graphrun.storage import Database, open_database
 from graphrun.storage import checkpoints as checkpoints_store
 from graphrun.storage import runs as runs_store
+from graphrun.storage.backends import pg_step as step_write
 from graphrun.storage.schema import checkpoints, run_events
 from tests.unit.storage.test_runs import claim_one, new_run
 
@@ -54,7 +55,7 @@ async def test_a_cancelled_caller_does_not_withdraw_its_statement(db: Database) 
     await asyncio.sleep(0)  # queued
     waiter.cancel()
     await db.close()  # drains what is queued
-    reopened = await Database.open(str(db.url.render_as_string(hide_password=False)))
+    reopened = await open_database(str(db.url.render_as_string(hide_password=False)))
     try:
         assert await probe_values(reopened) == [7]
     finally:

@@ -1,9 +1,9 @@
 """A worker's checkpoint on PostgreSQL as one statement: fence, progress, rows, events.
 
-What a checkpoint commits under a lease (`checkpoints.GraphrunCheckpointer.aput`, then
+What a checkpoint commits under a lease (`storage.checkpoints.GraphrunCheckpointer.aput`, then
 `runs.fence_checkpoint` and `checkpoints.flush` on the other path) is here a single statement
 of data-modifying CTEs, so it can share a transaction with other runs' steps
-(`storage/pg_batch.py`): the fence is an ``UPDATE`` of the run row that matches only while
+(`pg_batch`): the fence is an ``UPDATE`` of the run row that matches only while
 the lease is held, and every insert reads from it, so a lost lease writes nothing and counts
 0 instead of raising. Its inserts run after the row lock, so event ids follow commit order
 per run, as on the other path. Each insert is idempotent (``ON CONFLICT``), except events.
@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 from langgraph.checkpoint.base import WRITES_IDX_MAP
 
 if TYPE_CHECKING:
-    from .checkpoints import Flush
-    from .runs import Fence
+    from graphrun.storage.records import Fence, Flush
 
 __all__ = ("STEP_SQL", "fits", "step_params")
 

@@ -3,7 +3,7 @@
 A worker executing hundreds of runs checkpoints each of their steps. Written one transaction
 each from a thread, a step costs a thread hop, several round trips and a WAL flush, and on a
 small machine that CPU is what limits throughput (README, the PostgreSQL benchmark). A step is one
-self-contained statement (`storage/step_write.py`) run on the event loop over psycopg's async
+self-contained statement (`pg_step`) run on the event loop over psycopg's async
 driver: statements that arrive together are sent in one pipeline, inside one transaction,
 so they share a round trip and a commit, as the SQLite writer's batches do.
 
@@ -28,6 +28,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from graphrun import errors
+from graphrun.storage.driver_errors import PG_RETRY_STATES
 
 __all__ = ("StatementBatcher", "settle")
 
@@ -35,7 +36,6 @@ logger = logging.getLogger("graphrun.storage")
 
 MAX_BATCH = 128  # statements per transaction
 RETRIES = 3  # attempts of a batch that lost a deadlock or a serialization check
-RETRY_STATES = frozenset({"40P01", "40001"})
 
 
 @dataclass(eq=False)
@@ -78,7 +78,7 @@ class StatementBatcher:
             name="graphrun-steps",
         )
         self._connections = connections
-        #: Maps a driver error to the `StorageError` tree (`database._storage_error`).
+        #: Maps a driver error to the `StorageError` tree (`driver_errors.storage_error`).
         self._to_error = to_error
         self._pending: collections.deque[_Statement] = collections.deque()
         self._work = asyncio.Event()
@@ -112,7 +112,7 @@ class StatementBatcher:
             StorageError: The statement failed, or its outcome is unknown (connection lost).
         """
         if self._closing:
-            raise errors.StorageError("The database is closed.")
+            raise errors.DatabaseClosed()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(_Statement(sql, params, order, future))
         self._work.set()
@@ -195,7 +195,7 @@ class StatementBatcher:
                 error = self._to_error(exc)
                 if committing and not _rolled_back(exc):
                     raise _OutcomeUnknown(error) from exc
-                if getattr(exc, "sqlstate", None) in RETRY_STATES and attempt + 1 < RETRIES:
+                if getattr(exc, "sqlstate", None) in PG_RETRY_STATES and attempt + 1 < RETRIES:
                     logger.warning(
                         "statement batch of %d lost a deadlock; running it again",
                         len(batch),
