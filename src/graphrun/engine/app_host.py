@@ -44,6 +44,7 @@ from graphrun.storage import runs as runs_store
 from graphrun.storage.records import Run, RunError, RunStatus
 
 from .app_workers import AppWorkers, WorkerSpec
+from .runtime import Runtime
 
 __all__ = ("AppHost", "AppOverview", "InstallResult", "environment_of", "runs_in_own_environment")
 
@@ -119,9 +120,16 @@ class AppHost:
     """Loads, records and supervises one engine's apps; see the module docstring."""
 
     def __init__(
-        self, settings: Settings, paths: list[Path], registry: AppRegistry, *, strict: bool
+        self,
+        settings: Settings,
+        paths: list[Path],
+        registry: AppRegistry,
+        runtime: Runtime,
+        *,
+        strict: bool,
     ) -> None:
         self.settings = settings
+        self._runtime = runtime
         self.paths = paths
         self.registry = registry
         self.strict = strict
@@ -132,7 +140,6 @@ class AppHost:
         self.workers = AppWorkers(settings)
         #: Starts install subprocesses (None: the real one); tests record what would run.
         self.spawn: Spawn | None = None
-        self._task: asyncio.Task[None] | None = None
         self._unservable_logged: set[str] = set()
 
     async def load(self) -> None:
@@ -200,7 +207,7 @@ class AppHost:
             )
             started[name] = await asyncio.to_thread(code_version, manifest.root)
         await self._wait_published(db, started)
-        self._task = asyncio.create_task(self._supervise(db, served), name="graphrun-app-host")
+        self._runtime.start("app_host", lambda: self._supervise(db, served))
 
     async def _wait_published(self, db: Database, started: dict[str, str]) -> None:
         """Wait until each started app worker published its workflows (or ended)."""
@@ -226,12 +233,8 @@ class AppHost:
 
     async def close(self, grace_s: float = 10.0) -> None:
         """Stop supervising; end the workers (they release their runs)."""
-        task, self._task = self._task, None
         try:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self._runtime.stop("app_host")
         finally:
             await self.workers.close(grace_s)
 
@@ -245,7 +248,12 @@ class AppHost:
             try:
                 await self._serve_old_versions(db, served)
             except Exception as exc:  # the supervision outlives any one failed look
-                logger.warning("looking for old versions failed (retrying): %s", exc)
+                logger.warning(
+                    "looking for old versions failed (retrying): %s",
+                    exc,
+                    exc_info=not isinstance(exc, errors.StorageError),
+                    extra={"action": "app_host_failed"},
+                )
             await asyncio.sleep(self.interval_s)
 
     async def _serve_old_versions(self, db: Database, served: dict[str, str]) -> None:

@@ -12,9 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from graphrun import errors
+from graphrun.backoff import Backoff
 from graphrun.config import Settings
 
 from .notifier import wait_for_event
+from .runtime import Runtime
 
 __all__ = ("DueLoop",)
 
@@ -32,6 +34,7 @@ class DueLoop:
         next_due: Seconds until the earliest due time in the database, by the database's
             clock (<= 0: something is due now), or None.
         fire: Acts on everything due now; returns how many it handled.
+        runtime: Runs the loop as its task ``name``.
     """
 
     def __init__(
@@ -40,31 +43,29 @@ class DueLoop:
         settings: Settings,
         next_due: Callable[[], Awaitable[float | None]],
         fire: Callable[[], Awaitable[int]],
+        runtime: Runtime,
     ) -> None:
         self.name = name
         self.settings = settings
         self._next_due = next_due
         self._fire = fire
         self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._runtime = runtime
 
     def start(self) -> None:
         """Start the loop (it runs until `stop`)."""
-        self._task = asyncio.create_task(self._loop(), name=f"graphrun-{self.name}")
+        self._runtime.start(self.name, self._loop)
 
     async def stop(self) -> None:
         """Stop the loop."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._runtime.stop(self.name)
 
     def nudge(self) -> None:
         """This process stored something that falls due: look for the earliest time again."""
         self._changed.set()
 
     async def _loop(self) -> None:
-        backoff = 0.0
+        backoff = Backoff(self.settings.poll_interval_s, MAX_BACKOFF_S)
         while True:
             self._changed.clear()
             try:
@@ -72,11 +73,10 @@ class DueLoop:
                 if delay is not None and delay <= 0:
                     if not await self._fire():  # another process took it: look again soon
                         await asyncio.sleep(self.settings.poll_interval_s / 10)
-                    backoff = 0.0
+                    backoff.reset()
                     continue
-                backoff = 0.0
+                backoff.reset()
             except Exception as exc:  # the loop outlives a failing database
-                backoff = min(MAX_BACKOFF_S, backoff * 2 or self.settings.poll_interval_s)
                 logger.warning(
                     "%s: %s",
                     self.name,
@@ -84,7 +84,7 @@ class DueLoop:
                     exc_info=not isinstance(exc, errors.StorageError),
                     extra={"action": f"{self.name}_failed"},
                 )
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(backoff.next_delay())
                 continue
             pause = self.settings.poll_interval_s
             if delay is not None:

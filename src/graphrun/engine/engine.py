@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -128,18 +127,19 @@ class Engine:
         self._app_paths = [Path(p) for p in apps]
         self.registry = AppRegistry()
         self.drain = drain
-        self.apps = AppHost(self.settings, self._app_paths, self.registry, strict=strict_apps)
+        #: Every background task of this engine.
+        self.runtime = Runtime()
+        self.apps = AppHost(
+            self.settings, self._app_paths, self.registry, self.runtime, strict=strict_apps
+        )
         self.notifier = ChangeNotifier()
         self._ids = RunIdFactory()
         self._db: Database | None = None
         self._worker: Worker | None = None
         self._loops: list[DueLoop] = []
-        #: Every background task of this engine.
-        self.runtime = Runtime()
         #: PostgreSQL: hears runs other processes queue (None elsewhere).
         self.listener: Listener | None = None
         self._graphs: dict[str, Any] = {}
-        self._purger: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -199,10 +199,18 @@ class Engine:
             if self.settings.run_worker and self._graphs:
                 db = self._db
                 timer_loop = DueLoop(
-                    "timers", self.settings, lambda: timers.next_due(db), self._wake_timers
+                    "timers",
+                    self.settings,
+                    lambda: timers.next_due(db),
+                    self._wake_timers,
+                    self.runtime,
                 )
                 schedule_loop = DueLoop(
-                    "schedules", self.settings, lambda: schedules.next_due(db), self._fire_schedules
+                    "schedules",
+                    self.settings,
+                    lambda: schedules.next_due(db),
+                    self._fire_schedules,
+                    self.runtime,
                 )
                 executor = Executor(
                     self._db,
@@ -213,11 +221,13 @@ class Engine:
                     on_queued=self._wake_worker,
                 )
                 versions = {wf.name: wf.version for wf in self.registry}
-                self._worker = Worker(self._db, self.settings, executor, self._graphs, versions)
+                self._worker = Worker(
+                    self._db, self.settings, executor, self._graphs, versions, self.runtime
+                )
                 await self._worker.start()
                 self._loops = [timer_loop] if self.drain else [timer_loop, schedule_loop]
                 if not self.drain and self.settings.purge_interval_s > 0:
-                    self._purger = asyncio.create_task(self._purge_loop(), name="graphrun-purge")
+                    self.runtime.start("purge", self._purge_loop)
                 for loop in self._loops:
                     loop.start()
                 listener = db.listener(self._on_queued, self._wake_worker)
@@ -262,12 +272,7 @@ class Engine:
             self._worker.wake()
 
     async def _stop_loops(self) -> None:
-        purger, self._purger = self._purger, None
-        if purger is not None:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
-        await self.runtime.stop("listener")
+        await self.runtime.stop("purge", "listener")
         loops, self._loops = self._loops, []
         for loop in loops:
             await loop.stop()
@@ -704,7 +709,12 @@ class Engine:
             try:
                 await self.purge()
             except Exception as exc:  # the next round tries again
-                logger.warning("purge failed: %s", exc)
+                logger.warning(
+                    "purge failed: %s",
+                    exc,
+                    exc_info=not isinstance(exc, errors.StorageError),
+                    extra={"action": "purge_failed"},
+                )
 
     async def check_ready(self) -> None:
         """Raise unless the database answers and its schema is current.

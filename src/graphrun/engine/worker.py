@@ -1,7 +1,9 @@
 """The in-process worker: claims queued runs under leases, heartbeats, recovers expired ones.
 
-Side tasks are named and supervised: a storage error is logged and retried with backoff, so
-a database that is briefly unavailable never stops the worker. Recovery needs no operator:
+Its two loops (claiming, with the poll for stop requests; heartbeats) run as tasks of the
+engine's `Runtime`: a failure inside a loop is logged and retried with backoff, so a database
+that is briefly unavailable never stops the worker, and anything that escapes a loop is
+logged and the loop started again. Recovery needs no operator:
 on start, and on every heartbeat, runs whose lease expired (their worker died) go back to
 the queue and continue from their last checkpoint.
 """
@@ -17,11 +19,13 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from graphrun import errors
+from graphrun.backoff import Backoff
 from graphrun.storage import runs as runs_store
 from graphrun.storage import workers as workers_store
 
 from .executor import Executor, Handle
 from .notifier import wait_for_event
+from .runtime import Runtime
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -35,7 +39,7 @@ __all__ = ("Worker",)
 logger = logging.getLogger("graphrun.worker")
 
 CLAIM_BATCH = 50  # runs per claim statement
-MAX_BACKOFF_S = 5.0  # seconds between retries while the database fails
+MAX_BACKOFF_S = 5.0  # seconds between claims at most while the database fails
 #: Seconds between looks for cancels and pauses asked through other processes, at most.
 STOP_POLL_S = 0.5
 
@@ -50,8 +54,11 @@ class Worker:
         executor: Executor,
         graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]],
         versions: dict[str, str],
+        runtime: Runtime,
     ) -> None:
         self.db = db
+        #: Runs this worker's loops (``claim``, ``heartbeat``).
+        self.runtime = runtime
         self.settings = settings
         self.executor = executor
         self.graphs = graphs
@@ -66,8 +73,6 @@ class Worker:
         self._force = asyncio.Event()
         self._unreserved = asyncio.Event()
         self._unreserved.set()
-        self._claim_task: asyncio.Task[None] | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
 
     @property
     def active_runs(self) -> list[str]:
@@ -89,10 +94,8 @@ class Worker:
             workflows=self.graphs,
         )
         await runs_store.requeue_expired(self.db)
-        self._claim_task = asyncio.create_task(self._claim_loop(), name="graphrun-claim")
-        self._heartbeat_task = asyncio.create_task(
-            self._heartbeat_loop(), name="graphrun-heartbeat"
-        )
+        self.runtime.start("claim", self._claim_loop)
+        self.runtime.start("heartbeat", self._heartbeat_loop)
 
     def serves(self, workflow: str, version: str | None = None) -> bool:
         """Whether this worker executes runs of ``workflow`` (started on ``version``)."""
@@ -153,8 +156,8 @@ class Worker:
         self._stopping = True
         self.wake()
         try:
-            if self._claim_task is not None:
-                await self._claim_task  # ends after its current claim; claimed runs are spawned
+            # The claim loop ends after its current claim; claimed runs are spawned.
+            await self.runtime.join("claim")
             await self._unreserved.wait()
             if self._active and grace_s > 0 and not self._force.is_set():
                 waiters = [asyncio.ensure_future(e.wait()) for e in (self._idle, self._force)]
@@ -169,17 +172,14 @@ class Worker:
                 await asyncio.wait(pending)
             await self.executor.drain()
         finally:
-            if self._heartbeat_task is not None:
-                self._heartbeat_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._heartbeat_task
+            await self.runtime.stop("heartbeat")
         with contextlib.suppress(errors.StorageError):
             await workers_store.unregister(self.db, self.settings.worker_id)
 
     # -- claiming ------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        backoff = 0.0
+        backoff = Backoff(self.settings.poll_interval_s, MAX_BACKOFF_S)
         while not self._stopping:
             self._wakeup.clear()
             free = self.settings.concurrency - len(self._active) - self._reserved
@@ -195,16 +195,15 @@ class Worker:
                         lease_ttl_s=self.settings.lease_ttl_s,
                         versions=list(self.versions.values()),
                     )
-                    backoff = 0.0
+                    backoff.reset()
                 except Exception as exc:  # the worker outlives any one failed claim
-                    backoff = min(MAX_BACKOFF_S, backoff * 2 or self.settings.poll_interval_s)
                     logger.warning(
                         "claim failed: %s",
                         exc,
                         exc_info=not isinstance(exc, errors.StorageError),
                         extra={"action": "claim_failed"},
                     )
-                    await asyncio.sleep(backoff)
+                    await asyncio.sleep(backoff.next_delay())
                     continue
                 for run in claimed:
                     self._spawn(run)
@@ -224,6 +223,14 @@ class Worker:
             requests = await runs_store.stop_requests(self.db, owner=self.settings.worker_id)
         except errors.StorageError:
             return  # the heartbeat reads them too
+        except Exception as exc:  # a bug, not an outage: say so, and go on claiming
+            logger.warning(
+                "looking for stop requests failed: %r",
+                exc,
+                exc_info=exc,
+                extra={"action": "stop_poll_failed"},
+            )
+            return
         for request in requests:
             handle = self._active.get(request.run_id)
             if handle is not None and handle.run.lease_epoch == request.epoch:
