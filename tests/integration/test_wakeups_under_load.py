@@ -23,6 +23,7 @@ from typing import Any
 from graphrun import Engine, Run, RunStatus, Settings
 from graphrun.engine.due_loop import DueLoop
 from graphrun.engine.notifier import wait_for_event
+from graphrun.engine.runtime import Runtime
 from tests.conftest import APPS, TEST_TIMINGS, EngineFactory
 
 if str(APPS / "primitives") not in sys.path:
@@ -68,7 +69,7 @@ async def test_a_due_loop_stopped_just_after_a_nudge_stops() -> None:
 
     hung = []
     for n in TURNS:
-        loop = DueLoop("timers", settings, next_due, fire)
+        loop = DueLoop("timers", settings, next_due, fire, Runtime())
         loop.start()
         await turns(3)  # parked in wait_for_event
         loop.nudge()
