@@ -123,7 +123,7 @@ async def postgres_mode(url: str, runs: int, workers: int) -> dict[str, Any]:
             for r in done:
                 claims += [
                     e.created_at.timestamp()
-                    for e in await observer.events(r.id)
+                    for e in await observer.runs.events(r.id)
                     if e.data.get("status") == "running"
                 ]
         finally:

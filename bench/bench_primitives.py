@@ -41,7 +41,7 @@ def rss_mb() -> float:
 
 
 async def finished(engine: Engine, run_id: str) -> Run:
-    async for _ in engine.watch(run_id, until_finished=True):
+    async for _ in engine.runs.watch(run_id, until_finished=True):
         pass
     return await engine.get(run_id)
 
@@ -80,7 +80,7 @@ async def timer_lateness(engine: Engine, samples: int) -> list[float]:
         waiting = await engine.wait(run.id)
         due = waiting.waiting_for[0].wake_at
         assert due is not None
-        events = engine.watch(run.id, until_finished=True)
+        events = engine.runs.watch(run.id, until_finished=True)
         async for event in events:
             woke = event.kind == "status" and event.data.get("status") in ("queued", "running")
             if woke and event.created_at >= due:
@@ -98,7 +98,7 @@ async def cancel_latency(
     times = []
     for _ in range(samples):
         run = await engine.start("benchflow.hang", {"x": 0})
-        async for event in engine.watch(run.id, until_finished=True):
+        async for event in engine.runs.watch(run.id, until_finished=True):
             if event.kind == "status" and event.data.get("status") == "running":
                 break
         await asyncio.sleep(0.05)  # let the node start

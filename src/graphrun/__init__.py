@@ -7,9 +7,17 @@ scale out. Start with `Engine`. Every error graphrun raises is importable from h
 
 from __future__ import annotations
 
+from graphrun.apps.loader import LoadedApp, LoadedWorkflow
 from graphrun.authoring import run_workflow, sleep, timeout, wait_for_input, wait_for_signal
 from graphrun.config import Settings
 from graphrun.engine import Engine
+from graphrun.engine.app_host import AppOverview, InstallResult
+from graphrun.engine.app_service import Apps
+from graphrun.engine.keys import ApiKeys, IssuedKey
+from graphrun.engine.retention import Retention
+from graphrun.engine.runs import RunService
+from graphrun.engine.scheduling import Schedules
+from graphrun.engine.workflows import Workflows
 from graphrun.errors import (
     AppLoadError,
     AppNotFound,
@@ -52,6 +60,7 @@ from graphrun.errors import (
     WorkflowNotFound,
 )
 from graphrun.storage.records import (
+    ApiKeyRecord,
     CheckpointRecord,
     EventRecord,
     Run,
@@ -64,11 +73,16 @@ from graphrun.storage.records import (
     WaitingOn,
     WorkflowRecord,
 )
+from graphrun.storage.retention import PurgeReport, RetentionStats
 from graphrun.waits import WaitKind
 
 __all__ = (
+    "ApiKeyRecord",
+    "ApiKeys",
     "AppLoadError",
     "AppNotFound",
+    "AppOverview",
+    "Apps",
     "AuthError",
     "BodyTooLarge",
     "CheckpointNotFound",
@@ -84,23 +98,32 @@ __all__ = (
     "GraphrunError",
     "IdempotencyConflict",
     "InstallFailed",
+    "InstallResult",
     "InvalidInput",
+    "IssuedKey",
     "LeaseLost",
+    "LoadedApp",
+    "LoadedWorkflow",
     "MalformedBody",
     "ManifestError",
     "MigrationRequired",
     "NodeTimeout",
     "NotFound",
     "PermissionDenied",
+    "PurgeReport",
     "RequirementRejected",
+    "Retention",
+    "RetentionStats",
     "Run",
     "RunError",
     "RunNotFound",
     "RunPage",
+    "RunService",
     "RunStatus",
     "ScheduleExists",
     "ScheduleNotFound",
     "ScheduleRecord",
+    "Schedules",
     "SerializationError",
     "Settings",
     "SignalQueueFull",
@@ -120,6 +143,7 @@ __all__ = (
     "WaitingOn",
     "WorkflowNotFound",
     "WorkflowRecord",
+    "Workflows",
     "run_workflow",
     "sleep",
     "timeout",

@@ -64,9 +64,9 @@ async def test_two_apps_pinning_different_versions_each_see_their_own(
     new = write_app(tmp_path / "new", "six_new", "six==1.17.0")
     settings = Settings(database_url=db_url, home=home, **TEST_TIMINGS)
     async with Engine(settings=settings, run_worker=False) as admin:
-        first = await admin.install_app(old)
-        second = await admin.install_app(new)
-        again = await admin.install_app(old)  # the same pins: the environment is reused
+        first = await admin.apps.install(old)
+        second = await admin.apps.install(new)
+        again = await admin.apps.install(old)  # the same pins: the environment is reused
     assert first.lock == [{"name": "six", "version": "1.16.0", "sha256": SIX_1_16_SHA256}]
     assert [(i["name"], i["version"]) for i in second.lock] == [("six", "1.17.0")]
     assert all(len(i["sha256"]) == 64 for i in first.lock + second.lock)
@@ -74,11 +74,11 @@ async def test_two_apps_pinning_different_versions_each_see_their_own(
     assert again.environment == first.environment
 
     async with Engine(apps=[old, new], settings=settings) as engine:
-        assert sorted(engine.apps.isolated) == ["six_new", "six_old"]
-        assert engine.registry.names() == []  # neither app is imported here
+        assert sorted(engine.apps.isolated()) == ["six_new", "six_old"]
+        assert engine.workflows.loaded_names() == []  # neither app is imported here
         runs = {name: await engine.start(f"{name}.look", {}) for name in ("six_old", "six_new")}
         done = {name: await engine.wait(run.id, timeout=90) for name, run in runs.items()}
-        listed = {a.name: a for a in await engine.app_overview()}
+        listed = {a.name: a for a in await engine.apps.overview()}
     for name, version in (("six_old", "1.16.0"), ("six_new", "1.17.0")):
         run = done[name]
         assert run.status is RunStatus.COMPLETED, run.error
@@ -92,12 +92,12 @@ async def test_two_apps_pinning_different_versions_each_see_their_own(
 
     # the engine supervises its app workers: one killed with SIGKILL is started again
     async with Engine(apps=[old], settings=settings) as engine:
-        pid = engine.apps.workers.pid("six_old")
+        pid = engine.apps.host.workers.pid("six_old")
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         run = await engine.start("six_old.look", {})
         run = await engine.wait(run.id, timeout=90)
-        restarted = engine.apps.workers.pid("six_old")
+        restarted = engine.apps.host.workers.pid("six_old")
     assert run.status is RunStatus.COMPLETED
     assert restarted not in (None, pid)
 
@@ -111,7 +111,7 @@ async def test_an_app_with_dependencies_not_installed_here_is_failed_and_the_oth
     async with Engine(apps=[missing, linear], settings=settings, strict_apps=False) as engine:
         run = await engine.start("linear.ten", {"x": 0})
         run = await engine.wait(run.id, timeout=30)
-        listed = {a.name: a for a in await engine.app_overview()}
+        listed = {a.name: a for a in await engine.apps.overview()}
     assert run.status is RunStatus.COMPLETED
     assert listed["six_missing"].status == "failed"
     assert "graphrun apps install" in listed["six_missing"].error["message"]
@@ -126,8 +126,8 @@ async def test_a_hash_that_does_not_match_fails_the_install_and_installs_nothing
     settings = Settings(database_url=db_url, home=tmp_path / "home", **TEST_TIMINGS)
     async with Engine(settings=settings, run_worker=False) as admin:
         with pytest.raises(InstallFailed) as info:
-            await admin.install_app(app)
-        listed = await admin.app_overview()
+            await admin.apps.install(app)
+        listed = await admin.apps.overview()
     assert "DO NOT MATCH" in info.value.log.upper()
     assert listed[0].versions[0]["installed_at"] is None
     assert not list((tmp_path / "home" / "envs").rglob("graphrun-environment.json"))

@@ -115,7 +115,7 @@ PRIMITIVES = str(APPS / "primitives")
 
 async def _checkpoint_after(db_url: str, run_id: str, node: str) -> str:
     async with Engine(database_url=db_url, apps=[Path(PRIMITIVES)], run_worker=False) as engine:
-        history = await engine.history(run_id)
+        history = await engine.runs.history(run_id)
     [checkpoint] = [c for c in history if c.nodes == (node,)]
     return checkpoint.id
 

@@ -22,7 +22,7 @@ async def test_a_run_sleeping_2_s_survives_kill_9_and_wakes_after_restart(
     async with make_engine(app, run_worker=False, poll_interval_s=0.02) as observer:
         worker = await spawn_worker(app)
         run = await observer.start("primitives.sleeper", {"seconds": 2.0})
-        async for _ in observer.watch(run.id):
+        async for _ in observer.runs.watch(run.id):
             pass  # until the run waits on its timer
         sleeping = await observer.get(run.id)
         assert sleeping.status is RunStatus.WAITING
@@ -36,7 +36,7 @@ async def test_a_run_sleeping_2_s_survives_kill_9_and_wakes_after_restart(
         worker = await spawn_worker(app)
         try:
             done = run
-            async for _ in observer.watch(run.id, until_finished=True):
+            async for _ in observer.runs.watch(run.id, until_finished=True):
                 pass
             done = await observer.get(run.id)
         finally:

@@ -69,7 +69,7 @@ async def test_8_workers_claim_2000_queued_runs_without_a_double_claim(
         double = 0
         for run in all_runs:
             running = [
-                e for e in await observer.events(run.id) if e.data.get("status") == "running"
+                e for e in await observer.runs.events(run.id) if e.data.get("status") == "running"
             ]
             double += len(running) > 1
             claims += [e.created_at.timestamp() for e in running]
@@ -108,9 +108,9 @@ async def test_a_stopped_worker_past_its_lease_is_fenced_and_the_run_completes_o
             # Another process's late write: nothing here to await, so give it a second.
             await asyncio.sleep(1.0)
             after = await observer.get(run.id)
-            history = await observer.history(run.id, limit=1000)
+            history = await observer.runs.history(run.id, limit=1000)
             completed = [
-                e for e in await observer.events(run.id) if e.data.get("status") == "completed"
+                e for e in await observer.runs.events(run.id) if e.data.get("status") == "completed"
             ]
         finally:
             for worker in (first, second):

@@ -45,7 +45,7 @@ async def api(make_engine: EngineFactory) -> AsyncIterator[Api]:
     async with make_engine("gated", "linear") as engine:
         tokens = {}
         for scope in ("read", "write", "admin"):
-            issued = await engine.api_keys.create(f"test-{scope}", [scope])
+            issued = await engine.keys.create(f"test-{scope}", [scope])
             tokens[scope] = issued.token
         yield Api(engine=engine, app=create_app(engine), tokens=tokens)
 

@@ -115,17 +115,17 @@ async def test_scopes_include_the_ones_below(api: Api) -> None:
 
 
 async def test_a_revoked_key_is_401_at_once(api: Api) -> None:
-    issued = await api.engine.api_keys.create("short-lived", ["write"])
+    issued = await api.engine.keys.create("short-lived", ["write"])
     headers = {"Authorization": f"Bearer {issued.token}"}
     async with api.client(None, headers=headers) as client:
         assert (await client.get("/runs")).status_code == 200
-        await api.engine.api_keys.revoke(issued.record.id)
+        await api.engine.keys.revoke(issued.record.id)
         assert (await client.get("/runs")).status_code == 401
         assert (await client.get(f"/runs/{RUN}/events")).status_code == 401
 
 
 async def test_an_expired_key_is_401(api: Api) -> None:
-    issued = await api.engine.api_keys.create("expiring", ["read"], expires_in_s=1)
+    issued = await api.engine.keys.create("expiring", ["read"], expires_in_s=1)
 
     def expire(conn) -> None:  # type: ignore[no-untyped-def]
         conn.execute(
@@ -139,7 +139,7 @@ async def test_an_expired_key_is_401(api: Api) -> None:
 
 
 async def test_only_the_hash_of_the_secret_is_stored(api: Api) -> None:
-    issued = await api.engine.api_keys.create("stored", ["read"])
+    issued = await api.engine.keys.create("stored", ["read"])
     secret = issued.token.split("_", 2)[2]
     assert len(secret) >= 43  # 32 random bytes, base64url
 
@@ -154,13 +154,13 @@ async def test_only_the_hash_of_the_secret_is_stored(api: Api) -> None:
 
 async def test_key_names_scopes_and_expiry_are_validated(api: Api) -> None:
     with pytest.raises(errors.ValidationFailed):
-        await api.engine.api_keys.create("x", ["superuser"])
+        await api.engine.keys.create("x", ["superuser"])
     with pytest.raises(errors.ValidationFailed):
-        await api.engine.api_keys.create("bad\nname", ["read"])
+        await api.engine.keys.create("bad\nname", ["read"])
     with pytest.raises(errors.ValidationFailed):
-        await api.engine.api_keys.create("x", ["read"], expires_in_s=-1)
+        await api.engine.keys.create("x", ["read"], expires_in_s=-1)
     with pytest.raises(errors.NotFound):
-        await api.engine.api_keys.revoke("000000000000")
+        await api.engine.keys.revoke("000000000000")
 
 
 async def test_probes_and_the_spec_are_open(api: Api) -> None:

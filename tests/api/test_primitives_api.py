@@ -20,7 +20,7 @@ MISSING = "0190a0b0-0000-7000-8000-000000000000"
 async def _serve(engine: Engine) -> Api:
     tokens = {}
     for scope in ("read", "write", "admin"):
-        tokens[scope] = (await engine.api_keys.create(f"test-{scope}", [scope])).token
+        tokens[scope] = (await engine.keys.create(f"test-{scope}", [scope])).token
     return Api(engine=engine, app=create_app(engine), tokens=tokens)
 
 

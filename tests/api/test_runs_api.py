@@ -230,7 +230,7 @@ async def test_a_server_without_app_code_serves_from_the_catalog(make_engine, ap
         await _settled(client, done["id"])
         full = (await client.get(f"/runs/{done['id']}/history")).json()["checkpoints"]
     async with make_engine(run_worker=False) as bare:
-        assert bare.workflow("linear.ten") is None  # no app code loaded here
+        assert bare.workflows.loaded("linear.ten") is None  # no app code loaded here
         app = create_app(bare, auth=False)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://graphrun.test"

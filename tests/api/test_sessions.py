@@ -29,7 +29,7 @@ async def test_ten_thousand_requests_with_errors_leave_no_session_behind(
 ) -> None:
     rng = random.Random(20261126)
     async with make_engine("linear", run_worker=False) as engine:
-        token = (await engine.api_keys.create("writer", ["write"])).token
+        token = (await engine.keys.create("writer", ["write"])).token
         run = await engine.start("linear.ten", {"x": 0})
         before = checked_out(engine)
         transport = httpx.ASGITransport(app=create_app(engine))

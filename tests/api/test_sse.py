@@ -36,7 +36,7 @@ async def test_events_are_pushed_through_a_wait_until_the_run_ends(
 ) -> None:
     # Polling every hour: if events were not pushed, this test would hang, not pass.
     async with make_engine("gated", poll_interval_s=3600) as engine:
-        token = (await engine.api_keys.create("sse", ["write"])).token
+        token = (await engine.keys.create("sse", ["write"])).token
         url = await live_server(engine)
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
@@ -122,7 +122,7 @@ async def test_a_stream_ends_when_its_key_is_revoked(
 
     monkeypatch.setattr(events, "KEEPALIVE_S", 0.05)
     async with make_engine("gated") as engine:
-        issued = await engine.api_keys.create("watcher", ["write"])
+        issued = await engine.keys.create("watcher", ["write"])
         url = await live_server(engine)
         headers = {"Authorization": f"Bearer {issued.token}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
@@ -130,7 +130,7 @@ async def test_a_stream_ends_when_its_key_is_revoked(
             async with client.stream("GET", f"/runs/{run_id}/events") as response:
                 async for event in _events(response):
                     if event["data"]["data"].get("status") == "waiting":
-                        await engine.api_keys.revoke(issued.record.id)
+                        await engine.keys.revoke(issued.record.id)
             assert (await client.get(f"/runs/{run_id}")).status_code == 401
 
 

@@ -17,7 +17,7 @@ from tests.integration.test_query_plans import captured
 async def test_listing_runs_issues_a_constant_few_statements(make_engine: EngineFactory) -> None:
     async with make_engine("linear", run_worker=False) as engine:
         await asyncio.gather(*(engine.start("linear.ten", {"x": i}) for i in range(1000)))
-        token = (await engine.api_keys.create("reader", ["read"])).token
+        token = (await engine.keys.create("reader", ["read"])).token
         transport = httpx.ASGITransport(app=create_app(engine))
         counts = {}
         async with httpx.AsyncClient(

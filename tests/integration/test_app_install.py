@@ -89,11 +89,11 @@ async def test_bad_specs_are_rejected_before_any_subprocess_starts(
     before, path_before = installed(), list(sys.path)
     async with Engine(settings=settings) as engine:
         spawned = Spawned()
-        engine.apps.spawn = spawned
+        engine.apps.host.spawn = spawned
         for i, spec in enumerate(ROWS[row]):
             app = write_app(tmp_path / f"app{i}", f"deps{row}_{i}", [spec])
             with pytest.raises(RequirementRejected) as info:
-                await engine.install_app(app)
+                await engine.apps.install(app)
             assert info.value.problems[0]["spec"] == spec
             if spec in REFUSED:
                 assert REFUSED[spec] in info.value.problems[0]["message"]
@@ -110,8 +110,8 @@ async def test_install_over_http_needs_admin_and_answers_422_for_a_bad_spec(
     )
     async with Engine(settings=settings) as engine:
         spawned = Spawned()
-        engine.apps.spawn = spawned
-        keys = {s: (await engine.api_keys.create(s, [s])).token for s in ("write", "admin")}
+        engine.apps.host.spawn = spawned
+        keys = {s: (await engine.keys.create(s, [s])).token for s in ("write", "admin")}
         bad = write_app(tmp_path / "bad", "deps_http", ["foo @ file:///etc/passwd"])
         good = write_app(tmp_path / "good", "deps_good", ["six==1.16.0"])
         transport = httpx.ASGITransport(app=create_app(engine))
@@ -154,9 +154,9 @@ async def test_a_failed_pip_leaves_nothing_swapped_in(db_url: str, tmp_path: Pat
         return 1, "ERROR: No matching distribution found for six==1.16.0"
 
     async with Engine(settings=settings) as engine:
-        engine.apps.spawn = venv_ok_pip_fails
+        engine.apps.host.spawn = venv_ok_pip_fails
         with pytest.raises(InstallFailed, match="pip failed") as info:
-            await engine.install_app(app)
+            await engine.apps.install(app)
     pip = calls[1]
     assert pip[pip.index("--") + 1 :] == ["six==1.16.0"]  # specs after --, as a list
     assert {"--only-binary", ":all:", "--index-url", "--isolated"} <= set(pip)
@@ -186,8 +186,8 @@ async def test_row_41_a_module_shadowing_the_stdlib_or_engine_is_refused_with_42
     before = installed()
     async with Engine(settings=settings) as engine:
         spawned = Spawned()
-        engine.apps.spawn = spawned
-        key = (await engine.api_keys.create("admin", ["admin"])).token
+        engine.apps.host.spawn = spawned
+        key = (await engine.keys.create("admin", ["admin"])).token
         transport = httpx.ASGITransport(app=create_app(engine))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             answer = await client.post(

@@ -21,6 +21,7 @@ import pytest
 from graphrun import Engine, Run, RunStatus
 from graphrun.engine.app_host import AppHost
 from graphrun.engine.due_loop import DueLoop
+from graphrun.engine.retention import Retention
 from graphrun.engine.worker import Worker
 from graphrun.storage import runs as runs_store
 from graphrun.storage.backends.pg_listen import QueuedRunListener
@@ -34,7 +35,7 @@ LOOPS: list[tuple[type, str]] = [
     (Worker, "_claim_loop"),
     (Worker, "_heartbeat_loop"),
     (DueLoop, "_loop"),
-    (Engine, "_purge_loop"),
+    (Retention, "run_periodically"),
     (AppHost, "_supervise"),
     (QueuedRunListener, "run"),
 ]
@@ -75,7 +76,7 @@ async def test_every_background_loop_that_dies_is_logged_and_started_again(
 ) -> None:
     for cls, name in LOOPS:
         crash_first_call(monkeypatch, cls, name)
-    purges = count_calls(monkeypatch, Engine, "purge")
+    purges = count_calls(monkeypatch, Retention, "purge")
     looks = count_calls(monkeypatch, AppHost, "_serve_old_versions")
     caplog.set_level(logging.ERROR, logger="graphrun.runtime")
     async with make_engine("primitives", purge_interval_s=0.2) as engine:
@@ -98,7 +99,7 @@ async def test_every_background_loop_that_dies_is_logged_and_started_again(
         assert (await finished(engine, nap.id)).status is RunStatus.COMPLETED
         done = await finished(engine, long.id)
         assert (done.status, done.attempts) == (RunStatus.COMPLETED, 1)
-        await engine.create_schedule("every-second", "primitives.sleeper", {"seconds": 0}, every=1)
+        await engine.schedules.create("every-second", "primitives.sleeper", {"seconds": 0}, every=1)
         await eventually(
             lambda: _any_run_of(engine, "primitives.sleeper", besides=nap.id), "a scheduled run"
         )
@@ -110,7 +111,7 @@ async def test_every_background_loop_that_dies_is_logged_and_started_again(
 
 async def finished(engine: Engine, run_id: str) -> Run:
     """The run once it has ended (through its waits)."""
-    async for _ in engine.watch(run_id, until_finished=True):
+    async for _ in engine.runs.watch(run_id, until_finished=True):
         pass
     return await engine.get(run_id)
 

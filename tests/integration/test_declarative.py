@@ -34,8 +34,8 @@ async def drive(engine: Engine, workflow: str, input: dict[str, Any]) -> tuple[A
             await engine.signal(run.id, "paid", PAYMENT)
         else:  # the timer wakes the run on its own: wait for its next event
             assert waiting.kind == "timer"
-            last = (await engine.events(run.id))[-1].id
-            async for _ in engine.watch(run.id, after_id=last, until_finished=True):
+            last = (await engine.runs.events(run.id))[-1].id
+            async for _ in engine.runs.watch(run.id, after_id=last, until_finished=True):
                 break
     assert run.status is RunStatus.COMPLETED, run.error
     return run.output, waits
@@ -87,7 +87,7 @@ async def test_yaml_input_schema_and_answer_schema_are_enforced(make_engine: Eng
             await engine.resume(run.id, {"ok": "yes"})
         with pytest.raises(ValidationFailed):
             await engine.signal(run.id, "paid", {"no_ref": 1})
-        workflow = await engine.published("declared.expense")
+        workflow = await engine.workflows.published("declared.expense")
     assert workflow.input_schema["required"] == ["employee", "amount"]
     assert set(workflow.signals) == {"paid"}
 
@@ -183,8 +183,8 @@ async def test_yaml_retry_timeout_and_signal_timeout_do_what_they_say(
         slow = await engine.wait(slow.id, timeout=30)
         quick = await engine.wait(quick.id, timeout=30)
         while quick.status is RunStatus.WAITING:  # the signal wait, until its timeout
-            last = (await engine.events(quick.id))[-1].id
-            async for _ in engine.watch(quick.id, after_id=last, until_finished=True):
+            last = (await engine.runs.events(quick.id))[-1].id
+            async for _ in engine.runs.watch(quick.id, after_id=last, until_finished=True):
                 break
             quick = await engine.wait(quick.id, timeout=30)
     assert quick.status is RunStatus.COMPLETED, quick.error

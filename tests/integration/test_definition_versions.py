@@ -68,12 +68,12 @@ async def test_a_waiting_run_resumes_on_its_own_version_after_the_app_changed(
         old = await v1.start("versioned.ship", {"order": "A"})
         old = await v1.wait(old.id, timeout=30)
         assert old.status is RunStatus.WAITING
-        loaded = v1.workflow("versioned.ship")
+        loaded = v1.workflows.loaded("versioned.ship")
         assert loaded is not None
         v1_version = loaded.version
     write_app(app, "tag_v2")  # the app changes: version 2
     async with engine(db_url, app, home) as v2:
-        loaded = v2.workflow("versioned.ship")
+        loaded = v2.workflows.loaded("versioned.ship")
         assert loaded is not None
         v2_version = loaded.version
         assert v2_version != v1_version
@@ -83,8 +83,8 @@ async def test_a_waiting_run_resumes_on_its_own_version_after_the_app_changed(
         await v2.resume(old.id, "yes")  # version 1: a worker of its own takes it
         new = await v2.wait(new.id, timeout=60)
         old = await v2.wait(old.id, timeout=60)
-        listed = {a.name: a for a in await v2.app_overview()}
-        keys = v2.apps.workers.keys
+        listed = {a.name: a for a in await v2.apps.overview()}
+        keys = v2.apps.host.workers.keys
     assert (new.status, new.output["tags"], new.definition_version) == (
         RunStatus.COMPLETED,
         ["v2"],
@@ -113,7 +113,7 @@ async def test_a_version_that_cannot_be_served_gives_definition_changed(
         with pytest.raises(DefinitionChanged) as info:
             await v2.resume(old.id, "yes")
         assert info.value.version == old.definition_version
-        key = await v2.api_keys.create("admin", ["admin"])
+        key = await v2.keys.create("admin", ["admin"])
         transport = httpx.ASGITransport(app=create_app(v2))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             answer = await client.post(

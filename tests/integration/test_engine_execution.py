@@ -49,7 +49,7 @@ async def test_cancel_of_a_running_run_stops_it_at_its_current_step(
         assert cancelled.status is RunStatus.CANCELLED
         assert cancelled.lease_owner is None
         gated.GATE.set()
-        nodes = [e.data["node"] for e in await engine.events(run.id) if e.kind == "node"]
+        nodes = [e.data["node"] for e in await engine.runs.events(run.id) if e.kind == "node"]
         assert nodes == ["before"]
 
 
@@ -78,7 +78,7 @@ async def test_a_worker_that_lost_its_lease_cannot_write_a_checkpoint_or_status(
         current = await engine.get(run.id)
         assert (current.status, current.lease_owner) == (RunStatus.RUNNING, "another-worker")
         assert await count_checkpoints(engine.db, run.id) == before
-        nodes = [e.data["node"] for e in await engine.events(run.id) if e.kind == "node"]
+        nodes = [e.data["node"] for e in await engine.runs.events(run.id) if e.kind == "node"]
         assert "block" not in nodes
 
 
@@ -100,7 +100,7 @@ async def test_shutdown_releases_running_runs_and_the_next_engine_continues_them
         assert done.status is RunStatus.COMPLETED
         assert done.output == {"x": 3}
         assert done.attempts == 2
-        nodes = [e.data["node"] for e in await engine.events(run.id) if e.kind == "node"]
+        nodes = [e.data["node"] for e in await engine.runs.events(run.id) if e.kind == "node"]
         assert nodes == ["before", "block", "after"]
 
 
@@ -114,8 +114,8 @@ async def test_two_engines_in_one_process_share_nothing(tmp_path: Path) -> None:
         apps=[APPS / "flaky"], settings=Settings(database_url=f"sqlite:///{tmp_path}/two.db")
     )
     async with one, two:
-        assert one.registry.names() == ["linear.ten"]
-        assert two.registry.names() == ["flaky.once"]
+        assert one.workflows.loaded_names() == ["linear.ten"]
+        assert two.workflows.loaded_names() == ["flaky.once"]
         with pytest.raises(WorkflowNotFound):
             await one.start("flaky.once", {"marker": "m", "log": "l"})
         run = await one.start("linear.ten", {"x": 0})

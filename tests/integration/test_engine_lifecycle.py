@@ -39,7 +39,7 @@ async def test_small_order_runs_to_completion(make_engine: EngineFactory) -> Non
         assert run.finished_at is not None
         kinds = [
             (e.kind, e.data.get("status") or e.data.get("node"))
-            for e in await engine.events(run.id)
+            for e in await engine.runs.events(run.id)
         ]
         assert kinds == [
             ("status", "queued"),
@@ -188,7 +188,7 @@ async def test_32_concurrent_resumes_have_exactly_one_winner(make_engine: Engine
         assert results.count("won") == 1
         assert results.count("conflict") == 31
         done = await engine.wait(run.id, timeout=30)
-        resumes = [e for e in await engine.events(run.id) if e.kind == "resume"]
+        resumes = [e for e in await engine.runs.events(run.id) if e.kind == "resume"]
         assert len(resumes) == 1
         assert done.output["reviewer_note"].startswith("caller ")
 
@@ -292,7 +292,7 @@ async def test_a_plain_langgraph_interrupt_works_unchanged(make_engine: EngineFa
 
 async def test_a_declared_input_model_validates_the_input(make_engine: EngineFactory) -> None:
     async with make_engine("plain") as engine:
-        schema = engine.registry.get("plain.typed")
+        schema = engine.workflows.loaded("plain.typed")
         assert schema is not None
         assert schema.input_schema["title"] == "TypedInput"
         with pytest.raises(ValidationFailed) as info:

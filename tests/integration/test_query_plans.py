@@ -94,7 +94,7 @@ async def test_lists_claims_timers_and_purges_use_indexes(
             page = await engine.list_runs(workflow="linear.ten", limit=2)
             await engine.list_runs(workflow="linear.ten", limit=2, cursor=page.next_cursor)
             await engine.get(done[0].id)
-            await engine.history(done[0].id, limit=3)
+            await engine.runs.history(done[0].id, limit=3)
             await runs_store.claim(
                 engine.db, owner="probe", workflows=["linear.ten"], limit=5, lease_ttl_s=5
             )
@@ -102,7 +102,7 @@ async def test_lists_claims_timers_and_purges_use_indexes(
             await timers.wake_due(engine.db)
             await retention.purge(engine.db, engine.settings.retention, dry_run=True)
 
-            await engine.retention_stats()
+            await engine.retention.stats()
 
             await finish_days_ago(engine, [done[0].id], 400)
             report = await retention.purge(engine.db, engine.settings.retention)

@@ -14,22 +14,22 @@ async def test_two_engines_in_one_process_see_only_their_own_apps(
         make_engine("declared", run_worker=False),
     )
     async with first as one, second as two:
-        assert one.registry.names() == ["linear.ten"]
-        assert all(name.startswith("declared.") for name in two.registry.names())
-        assert one.workflow("declared.expense") is None
-        assert two.workflow("linear.ten") is None
-        assert [a.manifest.name for a in one.registry.apps()] == ["linear"]
+        assert one.workflows.loaded_names() == ["linear.ten"]
+        assert all(name.startswith("declared.") for name in two.workflows.loaded_names())
+        assert one.workflows.loaded("declared.expense") is None
+        assert two.workflows.loaded("linear.ten") is None
+        assert [a.manifest.name for a in one.apps.loaded()] == ["linear"]
 
 
 async def test_a_failed_app_is_recorded_with_its_traceback_and_the_others_serve(
     make_engine: EngineFactory,
 ) -> None:
     async with make_engine("broken", "linear", strict_apps=False) as engine:
-        assert engine.registry.names() == ["linear.ten"]
-        failure = engine.apps.failures["broken"]
+        assert engine.workflows.loaded_names() == ["linear.ten"]
+        failure = engine.apps.failures()["broken"]
         run = await engine.start("linear.ten", {"x": 0})
         run = await engine.wait(run.id, timeout=30)
-        listed = {a.name: a for a in await engine.app_overview()}
+        listed = {a.name: a for a in await engine.apps.overview()}
     assert "broken on purpose" in failure["message"]
     assert "Traceback" in failure["traceback"]
     assert run.status is RunStatus.COMPLETED

@@ -69,7 +69,7 @@ async def test_a_purge_beside_200_live_runs_deletes_only_aged_finished_runs(
         live = [await engine.wait(r.id, timeout=60) for r in live]
         assert all(r.status is RunStatus.WAITING for r in live)
         await age(engine, [r.id for r in live], 400)  # even an old finished_at never counts
-        before = await engine.retention_stats()
+        before = await engine.retention.stats()
 
         async def finish_half() -> None:  # live traffic while the purge deletes
             for run in live[:100]:
@@ -106,9 +106,9 @@ async def test_a_dry_run_changes_nothing_and_reports_what_a_purge_then_deletes(
         await engine.signal(cancelled.id, "note", "x")  # a signal left in the mailbox
         await engine.cancel(cancelled.id)
         await age(engine, [cancelled.id], 8)  # past the 7 days of cancelled runs
-        dry = await engine.purge(dry_run=True)
+        dry = await engine.retention.purge(dry_run=True)
         still = await engine.list_runs(limit=100)
-        real = await engine.purge()
+        real = await engine.retention.purge()
         left = await engine.list_runs(limit=100)
     assert len(still.runs) == 8  # the dry run deleted nothing
     assert dry.dry_run
@@ -120,7 +120,7 @@ async def test_a_dry_run_changes_nothing_and_reports_what_a_purge_then_deletes(
 
 async def test_retention_routes_need_the_admin_scope(make_engine: EngineFactory) -> None:
     async with make_engine("linear") as engine:
-        tokens = {s: (await engine.api_keys.create(s, [s])).token for s in ("write", "admin")}
+        tokens = {s: (await engine.keys.create(s, [s])).token for s in ("write", "admin")}
         transport = httpx.ASGITransport(app=create_app(engine))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
 
@@ -147,7 +147,7 @@ async def test_a_purge_gives_sqlite_pages_back_to_the_file_system(
     async with make_engine("linear") as engine:
         runs_ = await finished(engine, "linear.ten", 40, {"x": 0, "effects": ""})
         await age(engine, runs_, 40)
-        report = await engine.purge()
+        report = await engine.retention.purge()
         mode = await engine.db.read(lambda c: c.exec_driver_sql("PRAGMA auto_vacuum").scalar())
     assert mode == 2  # INCREMENTAL, set when the database was created
     assert report.rows["runs"] == 40
@@ -197,7 +197,7 @@ async def test_stats_from_counts_kept_at_write_time_equal_a_full_count(
         await engine.signal(waiting[1].id, "note", "x")  # and one with a queued signal
         await engine.wait(waiting[0].id, timeout=30)
         await engine.cancel(waiting[2].id)  # a cancelled run with events, counted as it ended
-        stats = await engine.retention_stats()
+        stats = await engine.retention.stats()
         truth = await counted(engine)
     assert stats.tables == truth
     assert stats.tables["checkpoints"]["bytes"] > 0
@@ -222,13 +222,13 @@ async def test_old_completed_runs_can_keep_only_their_last_checkpoint(
         old.append((await engine.wait(fork.id, timeout=30)).id)
         recent = await finished(engine, "linear.ten", 2, {"x": 0})
         await age(engine, old, 3)  # past 2 days: compacted; not past 30: kept
-        before = {r: await engine.history(r) for r in old + recent}
+        before = {r: await engine.runs.history(r) for r in old + recent}
         report = await retention.purge(engine.db, policy, batch_size=10)  # all in one batch
-        again = await engine.purge()
-        after = {r: await engine.history(r) for r in old + recent}
+        again = await engine.retention.purge()
+        after = {r: await engine.runs.history(r) for r in old + recent}
         outputs = [(await engine.get(r)).output for r in old]
         fork = await engine.wait((await engine.fork(old[0])).id, timeout=30)
-        stats = await engine.retention_stats()
+        stats = await engine.retention.stats()
         truth = await counted(engine)
     assert report.rows["runs"] == 0
     assert report.compacted_runs == 5
@@ -253,11 +253,11 @@ async def test_a_retried_run_leaves_the_failed_totals_and_is_counted_again_when_
     async with make_engine("flaky") as engine:
         run = await engine.start("flaky.once", {"marker": str(marker), "log": str(tmp_path / "l")})
         assert (await engine.wait(run.id, timeout=30)).status is RunStatus.FAILED
-        failed = await engine.retention_stats()
+        failed = await engine.retention.stats()
         marker.touch()
         await engine.retry(run.id)
         assert (await engine.wait(run.id, timeout=30)).status is RunStatus.COMPLETED
-        done = await engine.retention_stats()
+        done = await engine.retention.stats()
         truth = await counted(engine)
 
     def by_status(stats: retention.RetentionStats) -> dict[str, int]:

@@ -43,34 +43,34 @@ async def test_invalid_specs_are_refused(
 ) -> None:
     async with make_engine("primitives", run_worker=False) as engine:
         with pytest.raises(ValidationFailed) as refused:
-            await engine.create_schedule("nightly", "primitives.chain", CHAIN_INPUT, **spec)  # type: ignore[arg-type]
+            await engine.schedules.create("nightly", "primitives.chain", CHAIN_INPUT, **spec)  # type: ignore[arg-type]
         assert refused.value.details["errors"][0]["pointer"] == pointer
-        assert await engine.schedules() == []
+        assert await engine.schedules.list_all() == []
 
 
 async def test_schedule_crud_and_its_checks(make_engine: EngineFactory) -> None:
     async with make_engine("primitives", run_worker=False) as engine:
-        created = await engine.create_schedule(
+        created = await engine.schedules.create(
             "nightly", "primitives.chain", CHAIN_INPUT, cron="30 2 * * *", timezone="Europe/Riga"
         )
         assert created.next_fire_at.timestamp() > time.time()
         local = created.next_fire_at.astimezone(ZoneInfo("Europe/Riga"))
         assert (local.hour, local.minute) == (2, 30)
         with pytest.raises(ScheduleExists):
-            await engine.create_schedule("nightly", "primitives.chain", CHAIN_INPUT, every=60)
+            await engine.schedules.create("nightly", "primitives.chain", CHAIN_INPUT, every=60)
         with pytest.raises(ValidationFailed):
-            await engine.create_schedule("Bad Id", "primitives.chain", CHAIN_INPUT, every=60)
+            await engine.schedules.create("Bad Id", "primitives.chain", CHAIN_INPUT, every=60)
         with pytest.raises(ValidationFailed):
-            await engine.create_schedule("typed", "primitives.chain", {"x": "one"}, every=60)
+            await engine.schedules.create("typed", "primitives.chain", {"x": "one"}, every=60)
         with pytest.raises(WorkflowNotFound):
-            await engine.create_schedule("ghost", "primitives.ghost", {}, every=60)
-        assert [s.id for s in await engine.schedules()] == ["nightly"]
-        assert (await engine.get_schedule("nightly")).cron == "30 2 * * *"
-        await engine.delete_schedule("nightly")
+            await engine.schedules.create("ghost", "primitives.ghost", {}, every=60)
+        assert [s.id for s in await engine.schedules.list_all()] == ["nightly"]
+        assert (await engine.schedules.get("nightly")).cron == "30 2 * * *"
+        await engine.schedules.delete("nightly")
         with pytest.raises(ScheduleNotFound):
-            await engine.delete_schedule("nightly")
+            await engine.schedules.delete("nightly")
         with pytest.raises(ScheduleNotFound):
-            await engine.get_schedule("nightly")
+            await engine.schedules.get("nightly")
 
 
 async def _scheduled_runs(engine: Engine, schedule_id: str) -> list[float]:
@@ -84,11 +84,11 @@ async def test_two_engines_fire_each_tick_of_a_one_second_schedule_once(
     make_engine: EngineFactory,
 ) -> None:
     async with make_engine("primitives") as first, make_engine("primitives") as second:
-        await first.create_schedule("tick", "primitives.chain", CHAIN_INPUT, every=1)
+        await first.schedules.create("tick", "primitives.chain", CHAIN_INPUT, every=1)
         deadline = time.monotonic() + 30
         while len(await _scheduled_runs(second, "tick")) < 10 and time.monotonic() < deadline:
             await asyncio.sleep(0.25)  # polling the database: another engine starts these
-        await first.delete_schedule("tick")
+        await first.schedules.delete("tick")
         due = await _scheduled_runs(first, "tick")
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(due)]
     print(f"\nschedule every 1 s, two engines: {len(due)} ticks, gaps {sorted(set(gaps))}")
@@ -101,7 +101,7 @@ async def test_fires_missed_while_down_fire_once_on_recovery(
     make_engine: EngineFactory, db_url: str
 ) -> None:
     async with make_engine("primitives", run_worker=False) as engine:
-        await engine.create_schedule("yearly", "primitives.chain", CHAIN_INPUT, cron="0 0 1 1 *")
+        await engine.schedules.create("yearly", "primitives.chain", CHAIN_INPUT, cron="0 0 1 1 *")
     db = await open_database(db_url)
     try:  # as if every engine had been down since an hour before it was due
         await db.write(
@@ -116,7 +116,7 @@ async def test_fires_missed_while_down_fire_once_on_recovery(
         while not await _scheduled_runs(engine, "yearly") and time.monotonic() < deadline:
             await asyncio.sleep(0.1)  # polling the database for the run the loop starts
         assert len(await _scheduled_runs(engine, "yearly")) == 1
-        schedule = await engine.get_schedule("yearly")
+        schedule = await engine.schedules.get("yearly")
         assert schedule.next_fire_at.timestamp() > time.time()
         assert schedule.last_run_id is not None
         run = await engine.wait(schedule.last_run_id, timeout=30)

@@ -26,7 +26,7 @@ if str(APPS / "primitives") not in sys.path:
 
 async def finished(engine: Engine, run_id: str) -> Run:
     """The run once it has ended (through its waits)."""
-    async for _ in engine.watch(run_id, until_finished=True):
+    async for _ in engine.runs.watch(run_id, until_finished=True):
         pass
     return await engine.get(run_id)
 
@@ -50,7 +50,7 @@ async def test_signals_sent_before_the_wait_are_consumed_by_it_in_order(
         run = await engine.wait(run.id, timeout=30)
         assert run.status is RunStatus.COMPLETED
         assert run.output["items"] == [5, 6, 7]
-        mailbox = await engine.signals(run.id)
+        mailbox = await engine.runs.signals(run.id)
         assert [(s.payload, s.consumed_at is not None) for s in mailbox] == [
             (5, True),
             (6, True),
@@ -77,7 +77,7 @@ async def test_signal_exactly_once_50_runs_40_signals_8_senders(
         await asyncio.gather(*(sender(k) for k in range(senders_n)))
         finished = [await engine.wait(r.id, timeout=120) for r in started]
         delivered = {r.id: r.output["items"] for r in finished}
-        mailboxes = {r.id: await engine.signals(r.id) for r in started}
+        mailboxes = {r.id: await engine.runs.signals(r.id) for r in started}
     consumed = [s for box in mailboxes.values() for s in box if s.consumed_at is not None]
     lost = sum(1 for box in mailboxes.values() for s in box if s.consumed_at is None)
     in_order = sum(1 for items in delivered.values() if items == list(range(signals_n)))
@@ -105,7 +105,7 @@ async def test_bad_signals_are_refused_and_store_nothing(make_engine: EngineFact
             await engine.signal(run.id, "item", "not an integer")
         with pytest.raises(RunNotFound):
             await engine.signal("00000000-0000-0000-0000-000000000000", "item", 1)
-        assert await engine.signals(run.id) == []
+        assert await engine.runs.signals(run.id) == []
         # the mailbox cap counts unconsumed signals only ("note" is declared, never waited on)
         await engine.signal(run.id, "note", {"a": 1})
         await engine.signal(run.id, "note", {"a": 2})
@@ -117,7 +117,7 @@ async def test_bad_signals_are_refused_and_store_nothing(make_engine: EngineFact
         await engine.cancel(run.id)
         with pytest.raises(TransitionConflict):
             await engine.signal(run.id, "item", 1)
-        assert len(await engine.signals(run.id)) == 3
+        assert len(await engine.runs.signals(run.id)) == 3
 
 
 async def test_a_sleeping_run_holds_no_slot_and_wakes_when_due(
@@ -141,7 +141,7 @@ async def test_a_sleeping_run_holds_no_slot_and_wakes_when_due(
         print(f"\ntimer woke {late:.3f} s after its due time")
         assert run.status is RunStatus.COMPLETED
         assert run.output["woke"] is True
-        kinds = [e.kind for e in await engine.events(run.id)]
+        kinds = [e.kind for e in await engine.runs.events(run.id)]
         assert "timer" in kinds
 
 

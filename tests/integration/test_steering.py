@@ -34,9 +34,9 @@ async def test_pause_of_a_running_run_stops_at_the_next_step_boundary(
         paused = await engine.wait(run.id, timeout=30)
         assert paused.status is RunStatus.PAUSED
         assert paused.pause_requested is False
-        nodes = [e.data["node"] for e in await engine.events(run.id) if e.kind == "node"]
+        nodes = [e.data["node"] for e in await engine.runs.events(run.id) if e.kind == "node"]
         assert nodes == ["before", "block"]
-        (latest, *_) = await engine.history(run.id)
+        (latest, *_) = await engine.runs.history(run.id)
         assert latest.state == {"x": 2}
         with pytest.raises(TransitionConflict):
             await engine.pause(run.id)
@@ -44,7 +44,7 @@ async def test_pause_of_a_running_run_stops_at_the_next_step_boundary(
         done = await engine.wait(run.id, timeout=30)
         assert done.status is RunStatus.COMPLETED
         assert done.output == {"x": 3}
-        nodes = [e.data["node"] for e in await engine.events(run.id) if e.kind == "node"]
+        nodes = [e.data["node"] for e in await engine.runs.events(run.id) if e.kind == "node"]
         assert nodes == ["before", "block", "after"]  # nothing ran twice
 
 
@@ -150,7 +150,7 @@ async def test_cancel_racing_completion_has_exactly_one_winner(
                 cancel_ok = await cancel()
             else:  # the last step runs (or the run completes) as the cancel is made
                 gated.GATE.set()
-                async for event in engine.watch(run.id, until_finished=True):
+                async for event in engine.runs.watch(run.id, until_finished=True):
                     if event.data.get("node") == "block":
                         break
                 cancel_ok = await cancel()
@@ -203,7 +203,7 @@ async def test_fork_with_a_state_patch_leaves_the_original_unchanged(
             (await engine.start("primitives.chain", {"x": 0, "trail": []})).id, timeout=30
         )
         assert source.output == {"x": 111, "trail": ["a", "b", "c"]}
-        history = await engine.history(source.id)
+        history = await engine.runs.history(source.id)
         after_a = next(c for c in history if c.nodes == ("a",))
         assert after_a.state == {"x": 1, "trail": ["a"]}
 
@@ -218,11 +218,11 @@ async def test_fork_with_a_state_patch_leaves_the_original_unchanged(
         plain = await engine.wait((await engine.fork(source.id, after_a.id)).id, timeout=30)
         assert plain.output == {"x": 111, "trail": ["a", "b", "c"]}
         # the steps after the checkpoint ran again (a replay), not copied from the source
-        nodes = [e.data["node"] for e in await engine.events(plain.id) if e.kind == "node"]
+        nodes = [e.data["node"] for e in await engine.runs.events(plain.id) if e.kind == "node"]
         assert nodes == ["b", "c"]
 
         assert await engine.get(source.id) == source  # the original is unchanged
-        assert [c.id for c in await engine.history(source.id)] == [c.id for c in history]
+        assert [c.id for c in await engine.runs.history(source.id)] == [c.id for c in history]
 
         with pytest.raises(CheckpointNotFound):
             await engine.fork(source.id, "no-such-checkpoint")

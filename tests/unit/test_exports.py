@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import types
+import typing
 from pathlib import Path
 
 import graphrun
@@ -13,8 +14,12 @@ from graphrun import errors
 SRC = Path(graphrun.__file__).parent
 
 PINNED = (
+    "ApiKeyRecord",
+    "ApiKeys",
     "AppLoadError",
     "AppNotFound",
+    "AppOverview",
+    "Apps",
     "AuthError",
     "BodyTooLarge",
     "CheckpointNotFound",
@@ -30,23 +35,32 @@ PINNED = (
     "GraphrunError",
     "IdempotencyConflict",
     "InstallFailed",
+    "InstallResult",
     "InvalidInput",
+    "IssuedKey",
     "LeaseLost",
+    "LoadedApp",
+    "LoadedWorkflow",
     "MalformedBody",
     "ManifestError",
     "MigrationRequired",
     "NodeTimeout",
     "NotFound",
     "PermissionDenied",
+    "PurgeReport",
     "RequirementRejected",
+    "Retention",
+    "RetentionStats",
     "Run",
     "RunError",
     "RunNotFound",
     "RunPage",
+    "RunService",
     "RunStatus",
     "ScheduleExists",
     "ScheduleNotFound",
     "ScheduleRecord",
+    "Schedules",
     "SerializationError",
     "Settings",
     "SignalQueueFull",
@@ -66,6 +80,7 @@ PINNED = (
     "WaitingOn",
     "WorkflowNotFound",
     "WorkflowRecord",
+    "Workflows",
     "run_workflow",
     "sleep",
     "timeout",
@@ -126,3 +141,36 @@ def test_all_of_every_module_lists_what_it_defines() -> None:
                 defined.add(node.name)
         if exported is not None:
             assert defined <= exported, f"{path.relative_to(SRC)}: {sorted(defined - exported)}"
+
+
+#: Returned only for tests and diagnostics, not part of the public surface.
+INTERNAL_RETURNS = {"AppHost", "Worker", "Database"}
+
+
+def _classes_in(annotation: object, found: set[type]) -> None:
+    if typing.get_origin(annotation) is not None:
+        for arg in typing.get_args(annotation):
+            _classes_in(arg, found)
+    elif isinstance(annotation, type):
+        found.add(annotation)
+
+
+def test_everything_the_engine_and_its_services_return_is_exported() -> None:
+    services = [graphrun.Engine, graphrun.RunService, graphrun.Schedules, graphrun.Workflows]
+    services += [graphrun.Apps, graphrun.Retention, graphrun.ApiKeys]
+    missing = set()
+    for service in services:
+        for name, member in inspect.getmembers(service):
+            function = member.fget if isinstance(member, property) else member
+            if name.startswith("_") or not callable(function):
+                continue
+            found: set[type] = set()
+            _classes_in(typing.get_type_hints(function).get("return"), found)
+            missing |= {
+                f"{service.__name__}.{name} -> {cls.__name__}"
+                for cls in found
+                if cls.__module__.startswith("graphrun")
+                and cls.__name__ not in graphrun.__all__
+                and cls.__name__ not in INTERNAL_RETURNS
+            }
+    assert missing == set()

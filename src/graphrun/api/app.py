@@ -53,5 +53,5 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(RequestHygiene, max_body_bytes=max_body_bytes)
     # Added last, so it runs first: nothing of an anonymous request is read or parsed.
-    app.add_middleware(Authenticate, verify=lambda t: engine.api_keys.verify(t), enabled=auth)
+    app.add_middleware(Authenticate, verify=lambda t: engine.keys.verify(t), enabled=auth)
     return app

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphrun.apps.manifest import NAME_RE, SIGNAL_NAME_RE
-from graphrun.engine.engine import IDEMPOTENCY_KEY_RE
+from graphrun.engine.runs import IDEMPOTENCY_KEY_RE
 from graphrun.engine.schedules import SCHEDULE_ID_RE
 from graphrun.storage.records import RunStatus
 

@@ -118,20 +118,17 @@ async def serve(
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()
-    worker = None
     stopping: asyncio.Task[None] | None = None
 
     def on_signal() -> None:
-        nonlocal worker, stopping
+        nonlocal stopping
         server.should_exit = True
         app.state.shutdown.set()  # open streams and long-polls end now
         if stopping is None:
-            worker = engine.worker
             stopping = asyncio.create_task(engine.stop_worker(grace_s))
         else:
             server.force_exit = True
-            if worker is not None:
-                worker.force_stop()
+            engine.force_stop()
 
     async with engine:
         settle_after_startup()

@@ -106,7 +106,7 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]], *, threads: int = 32) 
 
 async def follow(engine: Engine, run_id: str, *, quiet: bool = False, after_id: int = 0) -> Run:
     """Show each node as it finishes until the run waits or ends; return the run."""
-    async for event in engine.watch(run_id, after_id=after_id):
+    async for event in engine.runs.watch(run_id, after_id=after_id):
         if quiet:
             continue
         if event.kind == "node":

@@ -123,7 +123,7 @@ def install(path: PathArgument, database: DbOption = None, as_json: JsonOption =
 
     async def main() -> int:
         async with make_engine(database, [], run_worker=False) as engine:
-            result = await engine.install_app(path)
+            result = await engine.apps.install(path)
         if as_json:
             print_json(
                 console,
@@ -159,7 +159,7 @@ def list_apps(database: DbOption = None, as_json: JsonOption = False) -> None:
 
     async def main() -> int:
         async with make_engine(database, [], run_worker=False) as engine:
-            overview = await engine.app_overview()
+            overview = await engine.apps.overview()
         if as_json:
             print_json(console, {"apps": [a.to_json() for a in overview]})
             return 0

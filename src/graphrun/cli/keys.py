@@ -38,7 +38,7 @@ def create(
 
     async def main() -> None:
         async with make_engine(database, [], run_worker=False) as engine:
-            issued = await engine.api_keys.create(
+            issued = await engine.keys.create(
                 name,
                 scope or ["read"],
                 expires_in_s=None if expires_in_days is None else expires_in_days * 86400,
@@ -62,7 +62,7 @@ def list_keys(database: DbOption = None, as_json: JsonOption = False) -> None:
 
     async def main() -> None:
         async with make_engine(database, [], run_worker=False) as engine:
-            records = await engine.api_keys.list()
+            records = await engine.keys.list()
         if as_json:
             print_json(console, [r.to_json() for r in records])
             return
@@ -94,7 +94,7 @@ def revoke(
 
     async def main() -> None:
         async with make_engine(database, [], run_worker=False) as engine:
-            await engine.api_keys.revoke(key_id)
+            await engine.keys.revoke(key_id)
 
     run_async(main)
     console.print(f"key {key_id} revoked", highlight=False)

@@ -113,26 +113,26 @@ def worker_command(
         loop = asyncio.get_running_loop()
 
         def on_signal() -> None:
-            if stop.is_set() and engine.worker is not None:
-                engine.worker.force_stop()
+            if stop.is_set():
+                engine.force_stop()
             stop.set()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         async with engine:
             settle_after_startup()
-            served = engine.registry.names() + [
-                f"{a} (own environment)" for a in engine.apps.isolated
+            served = engine.workflows.loaded_names() + [
+                f"{a} (own environment)" for a in engine.apps.isolated()
             ]
             console.print(
                 f"worker {engine.settings.worker_id} serving {', '.join(served) or 'nothing'}",
                 highlight=False,
             )
-            for name, failure in engine.apps.failures.items():
+            for name, failure in engine.apps.failures().items():
                 err_console.print(
                     f"[red]app {name} failed:[/] {failure['message']}", highlight=False
                 )
-            if drain and not engine.registry.names():
+            if drain and not engine.workflows.loaded_names():
                 return 3  # nothing to drain here: the supervisor counts it as a failed start
             watch = asyncio.create_task(_end_with_supervisor(stop))
             if drain:

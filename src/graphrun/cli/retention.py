@@ -25,7 +25,7 @@ def stats(database: DbOption = None, as_json: JsonOption = False) -> None:
 
     async def main() -> int:
         async with make_engine(database, [], run_worker=False) as engine:
-            found = await engine.retention_stats()
+            found = await engine.retention.stats()
         if as_json:
             print_json(console, found.to_json())
             return 0
@@ -57,7 +57,7 @@ def apply(
 
     async def main() -> int:
         async with make_engine(database, [], run_worker=False) as engine:
-            report = await engine.purge(dry_run=dry_run)
+            report = await engine.retention.purge(dry_run=dry_run)
         if as_json:
             print_json(console, report.to_json())
             return 0

@@ -99,7 +99,7 @@ def _steer(
 
     async def main() -> int:
         async with make_engine(database, apps, run_worker=bool(apps)) as engine:
-            seen = await engine.events(run_id)
+            seen = await engine.runs.events(run_id)
             result = await getattr(engine, action)(run_id, **kw)
             sent = result if isinstance(result, SignalSent) else None
             run = sent.run if sent else result
@@ -173,7 +173,7 @@ def signals(run_id: RunId, database: DbOption = None, as_json: JsonOption = Fals
 
     async def main() -> None:
         async with make_engine(database, [], run_worker=False) as engine:
-            sent = await engine.signals(run_id)
+            sent = await engine.runs.signals(run_id)
         if as_json:
             print_json(console, {"signals": [s.to_json() for s in sent]})
         else:

@@ -49,7 +49,7 @@ def add(
 
     async def main() -> ScheduleRecord:
         async with make_engine(database, [], run_worker=False) as engine:
-            return await engine.create_schedule(
+            return await engine.schedules.create(
                 schedule_id, workflow, payload, cron=cron, every=every, timezone=timezone
             )
 
@@ -69,7 +69,7 @@ def list_schedules(database: DbOption = None, as_json: JsonOption = False) -> No
 
     async def main() -> list[ScheduleRecord]:
         async with make_engine(database, [], run_worker=False) as engine:
-            return await engine.schedules()
+            return await engine.schedules.list_all()
 
     records = run_async(main)
     if as_json:
@@ -92,7 +92,7 @@ def show(schedule_id: ScheduleId, database: DbOption = None) -> None:
 
     async def main() -> ScheduleRecord:
         async with make_engine(database, [], run_worker=False) as engine:
-            return await engine.get_schedule(schedule_id)
+            return await engine.schedules.get(schedule_id)
 
     print_json(console, run_async(main).to_json())
 
@@ -103,7 +103,7 @@ def remove(schedule_id: ScheduleId, database: DbOption = None) -> None:
 
     async def main() -> None:
         async with make_engine(database, [], run_worker=False) as engine:
-            await engine.delete_schedule(schedule_id)
+            await engine.schedules.delete(schedule_id)
 
     run_async(main)
     console.print(f"schedule {schedule_id} removed", highlight=False)

@@ -36,7 +36,7 @@ router = APIRouter(prefix="/apps", tags=["apps"], responses=error_responses(*COM
 )
 async def list_apps(engine: EngineDep) -> list[dict[str, Any]]:
     """Every app: its last load (``failed`` carries the traceback), versions, unfinished runs."""
-    return [a.to_json() for a in await engine.app_overview()]
+    return [a.to_json() for a in await engine.apps.overview()]
 
 
 @router.post(
@@ -52,7 +52,7 @@ async def install_app(body: InstallIn, engine: EngineDep) -> dict[str, Any]:
     A refused spec answers 422 and starts nothing; a failed build answers 422 with pip's log
     and leaves the previous environment in place.
     """
-    result = await engine.install_app(body.path)
+    result = await engine.apps.install(body.path)
     return {
         "app": result.app,
         "version": result.version,

@@ -144,13 +144,13 @@ async def run_events(
 ) -> StreamingResponse:
     """Stream the run's status changes and finished nodes, oldest first, as they happen."""
     start = after if after is not None else int(last_event_id or 0)
-    events = engine.watch(run.id, after_id=start, until_finished=True)
+    events = engine.runs.watch(run.id, after_id=start, until_finished=True)
     token = bearer_token(request.headers)
 
     async def still_allowed() -> bool:
         if not request.app.state.auth:
             return True
-        return token is not None and await engine.api_keys.verify(token) is not None
+        return token is not None and await engine.keys.verify(token) is not None
 
     return StreamingResponse(
         _stream(

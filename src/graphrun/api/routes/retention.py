@@ -63,7 +63,7 @@ class PurgeOut(BaseModel):
 @router.get("", response_model=RetentionStatsOut, operation_id="retention_stats")
 async def retention_stats(engine: EngineDep) -> dict[str, Any]:
     """Runs by status and age, what they hold, the next purge: two grouped queries."""
-    return (await engine.retention_stats()).to_json()
+    return (await engine.retention.stats()).to_json()
 
 
 @router.post(
@@ -74,4 +74,4 @@ async def retention_stats(engine: EngineDep) -> dict[str, Any]:
 )
 async def apply_retention(body: PurgeIn, engine: EngineDep) -> dict[str, Any]:
     """Purge what the policy ages out now (``dry_run``: only report it)."""
-    return (await engine.purge(dry_run=body.dry_run)).to_json()
+    return (await engine.retention.purge(dry_run=body.dry_run)).to_json()

@@ -214,7 +214,7 @@ async def signal_run(run_id: RunId, body: SignalIn, engine: EngineDep) -> dict[s
 )
 async def run_signals(run_id: RunId, engine: EngineDep) -> dict[str, Any]:
     """The run's signals, consumed or still waiting in its mailbox, in the order sent."""
-    return {"signals": [s.to_json() for s in await engine.signals(str(run_id))]}
+    return {"signals": [s.to_json() for s in await engine.runs.signals(str(run_id))]}
 
 
 @router.post(
@@ -291,5 +291,5 @@ async def run_history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The run's checkpoints, newest first: the node that wrote each and the state after it."""
-    history = await engine.history(str(run_id), limit=limit)
+    history = await engine.runs.history(str(run_id), limit=limit)
     return {"checkpoints": [c.to_json() for c in history]}

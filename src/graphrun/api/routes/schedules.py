@@ -52,7 +52,7 @@ async def create_schedule(body: ScheduleIn, engine: EngineDep) -> dict[str, Any]
     in use is 409 ``schedule_exists``, an unknown workflow 404.
     """
     try:
-        created = await engine.create_schedule(
+        created = await engine.schedules.create(
             body.id,
             body.workflow,
             body.input,
@@ -68,7 +68,7 @@ async def create_schedule(body: ScheduleIn, engine: EngineDep) -> dict[str, Any]
 @router.get("", response_model=ScheduleListOut, dependencies=reader, operation_id="list_schedules")
 async def list_schedules(engine: EngineDep) -> dict[str, Any]:
     """Every schedule, by id, with when it fires next."""
-    return {"schedules": [s.to_json() for s in await engine.schedules()]}
+    return {"schedules": [s.to_json() for s in await engine.schedules.list_all()]}
 
 
 @router.get(
@@ -80,7 +80,7 @@ async def list_schedules(engine: EngineDep) -> dict[str, Any]:
 )
 async def get_schedule(schedule_id: ScheduleId, engine: EngineDep) -> dict[str, Any]:
     """One schedule."""
-    return (await engine.get_schedule(schedule_id)).to_json()
+    return (await engine.schedules.get(schedule_id)).to_json()
 
 
 @router.delete(
@@ -92,5 +92,5 @@ async def get_schedule(schedule_id: ScheduleId, engine: EngineDep) -> dict[str, 
 )
 async def delete_schedule(schedule_id: ScheduleId, engine: EngineDep) -> Response:
     """Remove a schedule; the runs it started are kept."""
-    await engine.delete_schedule(schedule_id)
+    await engine.schedules.delete(schedule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

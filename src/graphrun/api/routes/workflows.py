@@ -40,7 +40,7 @@ def _json(record: Any) -> dict[str, Any]:
 @router.get("", response_model=list[WorkflowOut], operation_id="list_workflows")
 async def list_workflows(engine: EngineDep) -> list[dict[str, Any]]:
     """Every workflow's newest published version, by name."""
-    return [_json(w) for w in await engine.workflows()]
+    return [_json(w) for w in await engine.workflows.latest()]
 
 
 @router.get(
@@ -54,4 +54,4 @@ async def get_workflow(
     engine: EngineDep,
 ) -> dict[str, Any]:
     """One workflow's newest published version."""
-    return _json(await engine.published(name))
+    return _json(await engine.workflows.published(name))
