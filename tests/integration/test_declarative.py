@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from graphrun import Engine, RunStatus, ValidationFailed
-from graphrun.storage import runs as runs_store
+from graphrun.storage import lifecycle
 from graphrun.storage.schema import runs
 from tests.conftest import EngineFactory
 
@@ -166,7 +166,7 @@ async def test_a_child_cancelled_by_the_lease_reaper_still_tells_its_parent(
             )
 
         await db.write(arrange)
-        await runs_store.requeue_expired(db)
+        await lifecycle.requeue_expired(db)
         child_after, parent_after = await engine.get(child.id), await engine.get(parent.id)
     assert child_after.status is RunStatus.CANCELLED
     assert parent_after.status is RunStatus.QUEUED  # told: it continues (and fails the node)

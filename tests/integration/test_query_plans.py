@@ -19,8 +19,7 @@ import psycopg
 from sqlalchemy import event
 
 from graphrun import Engine, RunStatus
-from graphrun.storage import retention, timers
-from graphrun.storage import runs as runs_store
+from graphrun.storage import lifecycle, retention, timers
 from graphrun.storage.schema import runs
 from tests.conftest import APPS, EngineFactory, finish_days_ago
 
@@ -95,7 +94,7 @@ async def test_lists_claims_timers_and_purges_use_indexes(
             await engine.list_runs(workflow="linear.ten", limit=2, cursor=page.next_cursor)
             await engine.get(done[0].id)
             await engine.runs.history(done[0].id, limit=3)
-            await runs_store.claim(
+            await lifecycle.claim(
                 engine.db, owner="probe", workflows=["linear.ten"], limit=5, lease_ttl_s=5
             )
             await timers.next_due(engine.db)

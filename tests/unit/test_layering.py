@@ -174,9 +174,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-#: Cycles still to break (issue 15: a run-lifecycle module above runs and signals). Empty the
-#: list as each goes; a new cycle fails at once.
-KNOWN_CYCLES = [["graphrun.storage.runs", "graphrun.storage.signals"]]
+#: Cycles allowed to remain: none. A new cycle fails at once.
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def test_no_import_cycles_among_graphrun_modules() -> None:

@@ -38,7 +38,7 @@ from graphrun.apps.loader import code_version
 from graphrun.apps.requirements import engine_packages, validate_lock, validate_requirements
 from graphrun.apps.snapshots import pack, unpack
 from graphrun.config import Settings
-from graphrun.storage import Database
+from graphrun.storage import Database, lifecycle
 from graphrun.storage import apps as apps_store
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import Run, RunError, RunStatus
@@ -300,7 +300,7 @@ class AppHost:
         for run in await runs_store.queued_on_version(db, workflow, version):
             error = errors.DefinitionChanged(run.id, workflow, version, [])
             with contextlib.suppress(errors.Conflict):
-                await runs_store.transition(
+                await lifecycle.transition(
                     db,
                     run.id,
                     action="fail",

@@ -22,7 +22,7 @@ from langgraph.types import Command
 from pydantic_core import to_jsonable_python
 
 from graphrun import errors, validation, waits
-from graphrun.storage import checkpoints, signals
+from graphrun.storage import checkpoints, lifecycle, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import NODE_ERROR, Run, RunError, RunStatus
 from graphrun.waits import WaitingOn, WaitKind
@@ -304,7 +304,7 @@ class Executor:
                     if outcome.action == "wait":
                         run_after = await self._wait_or_continue(run, execution, taken, outcome)
                     else:
-                        run_after = await runs_store.transition(
+                        run_after = await lifecycle.transition(
                             db,
                             run.id,
                             action=outcome.action,
@@ -374,7 +374,7 @@ class Executor:
                 # Started with this wait; a child found again (the node re-ran) is left as it
                 # is, unlocked: its own end may be locking it and then this run.
                 if not runs_store.exists_in(conn, child.id):
-                    runs_store.insert_in(db, conn, child)
+                    lifecycle.insert_in(db, conn, child)
             delivered = (
                 [] if cancelling else signals.deliver_queued(db, conn, run.id, outcome.waits)
             )
@@ -388,7 +388,7 @@ class Executor:
                     # Answered, but asked to stop at this step boundary.
                     values |= {**_LEAVE_LEASE, "status": RunStatus.PAUSED}
                 # Otherwise the run continues here, under the same lease: no status change.
-            return runs_store.transition_in(
+            return lifecycle.transition_in(
                 db,
                 conn,
                 run.id,

@@ -17,7 +17,7 @@ from typing import Any
 from langgraph.errors import InvalidUpdateError
 
 from graphrun import errors, validation
-from graphrun.storage import catalog, events, signals
+from graphrun.storage import catalog, events, lifecycle, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import (
     CheckpointRecord,
@@ -84,7 +84,7 @@ class RunService:
         run, created = await self._core.claiming(
             workflow,
             version,
-            lambda claim_for: runs_store.insert(self._core.db, replace(new, claim_for=claim_for)),
+            lambda claim_for: lifecycle.insert(self._core.db, replace(new, claim_for=claim_for)),
             lambda r: r,
         )
         if created and run.status is RunStatus.QUEUED and self._core.worker is not None:
@@ -386,7 +386,7 @@ class RunService:
         for _ in range(CAS_RETRIES):
             try:
                 if run.status is RunStatus.RUNNING:
-                    changed = await runs_store.transition(
+                    changed = await lifecycle.transition(
                         self._core.db,
                         run.id,
                         action=action,
@@ -398,7 +398,7 @@ class RunService:
                     if self._core.worker is not None:
                         tell_worker(self._core.worker, run.id)
                 else:
-                    changed = await runs_store.transition(
+                    changed = await lifecycle.transition(
                         self._core.db,
                         run.id,
                         action=action,
@@ -455,7 +455,7 @@ class RunService:
             validation.validate_with_schema(value, wait.schema, what="signal payload")
 
         async def write(claim_for: str | None) -> tuple[SignalSent, bool]:
-            sent = await signals.send(
+            sent = await lifecycle.send(
                 self._core.db,
                 run.id,
                 name,
@@ -546,7 +546,7 @@ class RunService:
             run, _ = await self._core.claiming(
                 source.workflow,
                 source.definition_version,
-                lambda claim_for: runs_store.insert(
+                lambda claim_for: lifecycle.insert(
                     self._core.db, replace(new, claim_for=claim_for)
                 ),
                 lambda r: r,
@@ -587,7 +587,7 @@ class RunService:
         await self._core.check_servable(run)
 
         async def write(claim_for: str | None) -> tuple[Run, bool]:
-            changed = await runs_store.transition(
+            changed = await lifecycle.transition(
                 self._core.db,
                 run.id,
                 action=action,

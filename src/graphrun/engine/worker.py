@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphrun import errors
 from graphrun.backoff import Backoff
+from graphrun.storage import lifecycle
 from graphrun.storage import runs as runs_store
 from graphrun.storage import workers as workers_store
 
@@ -93,7 +94,7 @@ class Worker:
             pid=os.getpid(),
             workflows=self.graphs,
         )
-        await runs_store.requeue_expired(self.db)
+        await lifecycle.requeue_expired(self.db)
         self.runtime.start("claim", self._claim_loop)
         self.runtime.start("heartbeat", self._heartbeat_loop)
 
@@ -187,7 +188,7 @@ class Worker:
             claimed: list[Run] = []
             if want > 0:
                 try:
-                    claimed = await runs_store.claim(
+                    claimed = await lifecycle.claim(
                         self.db,
                         owner=self.settings.worker_id,
                         workflows=list(self.graphs),
@@ -299,7 +300,7 @@ class Worker:
                 _stop(handle, "lease_lost")
             else:
                 _obey(handle, lease)
-        if await runs_store.requeue_expired(self.db):
+        if await lifecycle.requeue_expired(self.db):
             self.wake()
 
 

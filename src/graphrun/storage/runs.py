@@ -1,8 +1,9 @@
-"""The runs aggregate: creation, compare-and-set transitions, claims, leases, listing.
+"""The runs aggregate's rows: creation, compare-and-set transitions, claims, leases, listing.
 
 Every state change is one conditional UPDATE (``WHERE id = :id AND status IN (...) AND
 version = :seen`` and, for a worker's writes, ``AND lease_owner = :me AND lease_epoch =
-:epoch``); a change that matches no row lost the race and says why.
+:epoch``); a change that matches no row lost the race and says why. What follows each
+change (events, totals, notifications, a parent told) is `storage.lifecycle`'s.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -18,7 +19,6 @@ from sqlalchemy import bindparam, case, or_, select, tuple_, update
 
 from graphrun import errors
 
-from . import events, footprint, totals
 from .records import Fence, Run, RunPage, RunStatus
 from .schema import runs
 
@@ -31,20 +31,18 @@ __all__ = (
     "Fence",
     "HeldLease",
     "NewRun",
-    "claim",
+    "claim_rows_in",
+    "compare_and_set_in",
     "exists_in",
+    "expire_rows_in",
     "fence_checkpoint",
     "get",
     "get_many",
     "heartbeat",
-    "insert",
-    "insert_in",
+    "insert_row_in",
     "list_page",
     "queued_on_version",
-    "requeue_expired",
     "stop_requests",
-    "transition",
-    "transition_in",
 )
 
 MAX_PAGE = 1000  # runs per list page
@@ -72,23 +70,12 @@ class NewRun:
     parent_id: str | None = None
 
 
-async def insert(db: Database, new: NewRun) -> tuple[Run, bool]:
-    """Create a run, or return the run its idempotency key already started.
-
-    The run is queued, or, with ``claim_for``, already running under that worker's lease
-    (epoch 1), which saves the starting process a separate claim.
-
-    Returns:
-        The run and whether it was created now.
+def insert_row_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
+    """Insert the run's row, or find the run its idempotency key already started.
 
     Raises:
         IdempotencyConflict: The key started a run with a different input.
     """
-    return await db.write(lambda conn: insert_in(db, conn, new))
-
-
-def insert_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
-    """`insert` inside a write transaction the caller already holds."""
     claimed = new.claim_for is not None
 
     def build() -> Any:
@@ -135,17 +122,10 @@ def insert_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
         "lease_owner": new.claim_for,
         "ttl": new.lease_ttl_s,
     }
-    started: list[tuple[str, str, dict[str, Any]]] = [(new.id, "status", {"status": "queued"})]
-    if claimed:
-        started.append((new.id, "status", {"status": "running", "attempt": 1}))
-
     stmt = db.statement(f"runs.insert.{claimed}", build)
     bound = params if claimed else _without(params, "lease_owner", "ttl")
     row = conn.execute(stmt, bound).mappings().first()
     if row is not None:
-        events.append(db, conn, started)
-        if not claimed:
-            db.notify_queued(conn, {new.workflow})
         return Run.from_row(row), True
     existing = (
         (conn.execute(select(runs).where(runs.c.idempotency_key == new.idempotency_key)))
@@ -236,68 +216,7 @@ async def list_page(
     return RunPage(runs=tuple(rows), next_cursor=_encode_cursor(rows[-1]) if more else None)
 
 
-async def transition(
-    db: Database,
-    run_id: str,
-    *,
-    action: str,
-    allowed: Collection[RunStatus],
-    values: Mapping[str, Any],
-    seen_version: int | None = None,
-    fence: Fence | None = None,
-    extra_events: Collection[tuple[str, dict[str, Any]]] = (),
-    before: Callable[[Connection], None] | None = None,
-    claim_for: str | None = None,
-    lease_ttl_s: float = 0.0,
-    cancel_wins: bool = False,
-) -> Run:
-    """Apply one compare-and-set transition and record its event.
-
-    Args:
-        db: The database.
-        run_id: The run to change.
-        action: What is being done, for the conflict message (``resume``, ``cancel``...).
-        allowed: Statuses the run may be in for the change to apply.
-        values: Columns to set (``status`` among them for a status change).
-        seen_version: The version the caller read; the change applies only if unchanged.
-        fence: The lease the writer must still hold.
-        extra_events: More ``(kind, data)`` events to record in the same transaction.
-        claim_for: For a change to ``queued``: claim the run for this worker instead, in the
-            same statement (a local worker with room), under a new lease epoch.
-        lease_ttl_s: The lease's lifetime with ``claim_for``.
-        cancel_wins: For a change to a non-terminal status: if a cancel was requested
-            meanwhile, the run becomes ``cancelled`` instead.
-        before: An optional function ``f(conn)`` run in the transaction once the change
-            applied, before its events (e.g. flushing buffered checkpoint writes and the
-            node events that precede the status change), so it commits or fails with it.
-
-    Raises:
-        RunNotFound: No such run.
-        TransitionConflict: The run's status or version did not match.
-        LeaseLost: ``fence`` no longer holds the lease.
-    """
-
-    def job(conn: Connection) -> Run:
-        return transition_in(
-            db,
-            conn,
-            run_id,
-            action=action,
-            allowed=allowed,
-            values=values,
-            seen_version=seen_version,
-            fence=fence,
-            extra_events=extra_events,
-            claim_for=claim_for,
-            lease_ttl_s=lease_ttl_s,
-            cancel_wins=cancel_wins,
-            before=before,
-        )
-
-    return await db.write(job)
-
-
-def transition_in(
+def compare_and_set_in(
     db: Database,
     conn: Connection,
     run_id: str,
@@ -307,13 +226,20 @@ def transition_in(
     values: Mapping[str, Any],
     seen_version: int | None = None,
     fence: Fence | None = None,
-    extra_events: Collection[tuple[str, dict[str, Any]]] = (),
     claim_for: str | None = None,
     lease_ttl_s: float = 0.0,
     cancel_wins: bool = False,
-    before: Callable[[Connection], None] | None = None,
 ) -> Run:
-    """`transition` inside a write transaction the caller already holds."""
+    """The compare-and-set of one transition, in the caller's write transaction; the run after.
+
+    Only the row: what follows a change (events, totals, telling a parent, notifying
+    workers) is `storage.lifecycle`'s.
+
+    Raises:
+        RunNotFound: No such run.
+        TransitionConflict: The run's status or version did not match.
+        LeaseLost: ``fence`` no longer holds the lease.
+    """
     status = RunStatus(values["status"]) if "status" in values else None
     claimed = claim_for is not None and status is RunStatus.QUEUED
     shape = _Shape(
@@ -327,11 +253,6 @@ def transition_in(
         if claimed
         else (status.value if isinstance(status, RunStatus) else None),
     )
-    leaving = None
-    if status is not None and not status.terminal and any(s.terminal for s in allowed):
-        # Leaving a finished status (a retry): counted out of the totals as it is now. Its
-        # row is locked first, as the purge locks runs before totals.
-        leaving = _locked_row(db, conn, run_id)
     params: dict[str, Any] = {"run_id": run_id, **{f"set_{c}": values[c] for c in shape.columns}}
     if seen_version is not None:
         params["seen_version"] = seen_version
@@ -342,47 +263,7 @@ def transition_in(
     row = conn.execute(_transition_statement(db, shape), params).mappings().first()
     if row is None:
         _explain_conflict(conn, run_id, action, seen_version, fence)
-    run = Run.from_row(row)
-    if leaving is not None:
-        totals.take_out(db, conn, [leaving])
-    if run.parent_id is not None and run.status.terminal:
-        from .signals import tell_parent  # signals builds on this module
-
-        tell_parent(db, conn, run)
-    if before is not None:
-        # After the update, which holds the row lock: whatever `before` appends to the run's
-        # events gets its ids after every other change of this run already committed
-        # (PostgreSQL hands out ids at insert, not at commit), so readers "after id N" miss
-        # nothing.
-        before(conn)
-    rows = [(run_id, kind, data) for kind, data in extra_events]
-    if claimed:
-        rows.append((run_id, "status", {"status": "queued"}))
-        rows.append((run_id, "status", {"status": "running", "attempt": run.attempts}))
-    elif status is not None:
-        rows.append((run_id, "status", {"status": run.status.value}))
-    if cancel_wins and run.status is RunStatus.CANCELLED:
-        rows.append((run_id, "cancelled", {"while": values.get("status", "")}))
-    events.append(db, conn, rows)
-    _settled(db, conn, run)
-    return run
-
-
-def _locked_row(db: Database, conn: Connection, run_id: str) -> Any:
-    """What the totals count of the run, its row locked (PostgreSQL)."""
-    return conn.execute(totals.counted().where(runs.c.id == run_id).with_for_update()).first()
-
-
-def _settled(db: Database, conn: Connection, run: Run) -> None:
-    """What follows a change once its rows are written.
-
-    A finished run's footprint is counted (nothing is added to it any more); a queued
-    run's workers are told.
-    """
-    if run.status.terminal:
-        footprint.count_in(db, conn, (run.id,))
-    if run.status is RunStatus.QUEUED:
-        db.notify_queued(conn, {run.workflow})
+    return Run.from_row(row)
 
 
 @dataclass(frozen=True)
@@ -518,8 +399,9 @@ def fence_checkpoint(
         raise errors.LeaseLost(fence.run_id, fence.epoch)
 
 
-async def claim(
+def claim_rows_in(
     db: Database,
+    conn: Connection,
     *,
     owner: str,
     workflows: Collection[str],
@@ -530,48 +412,40 @@ async def claim(
     """Claim up to ``limit`` queued runs of ``workflows``, oldest first, under a new lease epoch.
 
     With ``versions``, only runs started on one of those definition versions: a worker
-    never executes a run on a graph other than the one it started on.
+    never executes a run on a graph other than the one it started on. Only the rows
+    (`storage.lifecycle.claim` records the events).
     """
     if limit <= 0 or not workflows or (versions is not None and not versions):
         return []
-
-    def job(conn: Connection) -> list[Run]:
-        now = db.now()
-        # Oldest queued first, via ix_runs_status_created_at_id. On SQLite the writer's
-        # BEGIN IMMEDIATE serialises claims; PostgreSQL adds FOR UPDATE SKIP LOCKED.
-        candidates = (
-            select(runs.c.id)
-            .where(runs.c.status == RunStatus.QUEUED.value, runs.c.workflow.in_(list(workflows)))
-            .order_by(runs.c.created_at, runs.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # SQLite: the writer's BEGIN IMMEDIATE
+    now = db.now()
+    # Oldest queued first, via ix_runs_status_created_at_id. On SQLite the writer's
+    # BEGIN IMMEDIATE serialises claims; PostgreSQL adds FOR UPDATE SKIP LOCKED.
+    candidates = (
+        select(runs.c.id)
+        .where(runs.c.status == RunStatus.QUEUED.value, runs.c.workflow.in_(list(workflows)))
+        .order_by(runs.c.created_at, runs.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # SQLite: the writer's BEGIN IMMEDIATE
+    )
+    if versions is not None:
+        candidates = candidates.where(runs.c.definition_version.in_(list(versions)))
+    stmt = (
+        update(runs)
+        .where(runs.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=RunStatus.RUNNING.value,
+            lease_owner=owner,
+            lease_epoch=runs.c.lease_epoch + 1,
+            lease_expires_at=now + lease_ttl_s,
+            attempts=runs.c.attempts + 1,
+            version=runs.c.version + 1,
+            updated_at=now,
         )
-        if versions is not None:
-            candidates = candidates.where(runs.c.definition_version.in_(list(versions)))
-        stmt = (
-            update(runs)
-            .where(runs.c.id.in_(candidates.scalar_subquery()))
-            .values(
-                status=RunStatus.RUNNING.value,
-                lease_owner=owner,
-                lease_epoch=runs.c.lease_epoch + 1,
-                lease_expires_at=now + lease_ttl_s,
-                attempts=runs.c.attempts + 1,
-                version=runs.c.version + 1,
-                updated_at=now,
-            )
-            .returning(runs)
-        )
-        claimed = [Run.from_row(r) for r in (conn.execute(stmt)).mappings()]
-        claimed.sort(key=lambda r: (r.created_ts, r.id))  # RETURNING keeps no order
-        events.append(
-            db,
-            conn,
-            [(r.id, "status", {"status": "running", "attempt": r.attempts}) for r in claimed],
-        )
-        return claimed
-
-    return await db.write(job)
+        .returning(runs)
+    )
+    claimed = [Run.from_row(r) for r in (conn.execute(stmt)).mappings()]
+    claimed.sort(key=lambda r: (r.created_ts, r.id))  # RETURNING keeps no order
+    return claimed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -675,59 +549,37 @@ def exists_in(conn: Connection, run_id: str) -> bool:
     return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
 
-async def requeue_expired(db: Database) -> list[str]:
-    """Give runs whose lease expired back to the queue (cancelled if cancel was requested)."""
+def expire_rows_in(db: Database, conn: Connection) -> list[Run]:
+    """Give runs whose lease expired back to the queue (cancelled if cancel was requested).
 
-    def job(conn: Connection) -> list[str]:
-        now = db.now()
-        # ix_runs_status_created_at_id: the running runs (no more than the workers execute),
-        # those past their expiry. One statement
-        # (PostgreSQL: over rows no other reaper or heartbeat holds), so two reapers neither
-        # deadlock nor take a run twice.
-        expired = (
-            select(runs.c.id)
-            .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now)
-            .with_for_update(skip_locked=True)
-        )
-        cancelling = runs.c.cancel_requested.is_(True)
-        found = (
-            conn.execute(
-                update(runs)
-                .where(runs.c.id.in_(expired.scalar_subquery()))
-                .values(
-                    status=case(
-                        (cancelling, RunStatus.CANCELLED.value), else_=RunStatus.QUEUED.value
-                    ),
-                    finished_at=case((cancelling, now), else_=runs.c.finished_at),
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    version=runs.c.version + 1,
-                    updated_at=now,
-                )
-                .returning(runs)
+    Only the rows; `storage.lifecycle.requeue_expired` does what follows.
+    """
+    now = db.now()
+    # ix_runs_status_created_at_id: the running runs (no more than the workers execute),
+    # those past their expiry. One statement
+    # (PostgreSQL: over rows no other reaper or heartbeat holds), so two reapers neither
+    # deadlock nor take a run twice.
+    expired = (
+        select(runs.c.id)
+        .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now)
+        .with_for_update(skip_locked=True)
+    )
+    cancelling = runs.c.cancel_requested.is_(True)
+    found = (
+        conn.execute(
+            update(runs)
+            .where(runs.c.id.in_(expired.scalar_subquery()))
+            .values(
+                status=case((cancelling, RunStatus.CANCELLED.value), else_=RunStatus.QUEUED.value),
+                finished_at=case((cancelling, now), else_=runs.c.finished_at),
+                lease_owner=None,
+                lease_expires_at=None,
+                version=runs.c.version + 1,
+                updated_at=now,
             )
-            .mappings()
-            .all()
+            .returning(runs)
         )
-        rows = [Run.from_row(r) for r in found]
-        cancelled_ids = [r.id for r in rows if r.status is RunStatus.CANCELLED]
-        requeued_rows = [r for r in rows if r.status is RunStatus.QUEUED]
-        requeued = [r.id for r in requeued_rows]
-        db.notify_queued(conn, {r.workflow for r in requeued_rows})
-        events.append(
-            db,
-            conn,
-            [(i, "status", {"status": "cancelled"}) for i in cancelled_ids]
-            + [(i, "status", {"status": "queued", "reason": "lease_expired"}) for i in requeued],
-        )
-        children = sorted((r for r in rows if r.parent_id and r.status.terminal), key=_by_parent)
-        if children:
-            from .signals import tell_parent  # signals builds on this module
-
-            for child in children:  # parents locked in id order, as batches and heartbeats do
-                tell_parent(db, conn, child)
-        # Totals last, as a finishing transition counts them: after any parent's row.
-        footprint.count_in(db, conn, cancelled_ids)
-        return requeued + cancelled_ids
-
-    return await db.write(job)
+        .mappings()
+        .all()
+    )
+    return [Run.from_row(r) for r in found]

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select, update
 
 from graphrun import errors, validation
 
+from . import lifecycle
 from . import runs as runs_store
 from .records import Run, ScheduleRecord
 from .schema import schedules, workflows
@@ -189,7 +190,7 @@ def _start(
     ).scalar()
     if version is None:
         return None, False  # no worker ever published it: nothing could run it
-    return runs_store.insert_in(
+    return lifecycle.insert_in(
         db,
         conn,
         runs_store.NewRun(

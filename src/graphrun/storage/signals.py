@@ -11,18 +11,15 @@ orders them anyway.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select, update
 
-from graphrun import errors, waits
+from graphrun import waits
 
-from . import events
-from . import runs as runs_store
-from .records import Run, RunStatus, SignalRecord, SignalSent, WaitingOn
+from .records import Run, SignalRecord, WaitingOn
 from .schema import runs, signals
 
 if TYPE_CHECKING:
@@ -32,12 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = (
     "Delivered",
+    "consume",
     "deliver_queued",
     "list_for_run",
     "lock_run",
-    "send",
-    "send_in",
-    "tell_parent",
+    "signal_waits",
 )
 
 
@@ -65,125 +61,15 @@ def lock_run(db: Database, conn: Connection, run_id: str) -> Run | None:
 CHILD_SIGNAL = "graphrun.child."
 
 
-def _signal_waits(run: Run) -> list[WaitingOn]:
+def signal_waits(run: Run) -> list[WaitingOn]:
+    """The run's waits a signal can answer."""
     return [w for w in run.waiting_for if w.kind.takes_signals]
 
 
-async def send(
-    db: Database,
-    run_id: str,
-    name: str,
-    payload: Any,
-    *,
-    max_queued: int,
-    check: Callable[[WaitingOn, Any], None] | None = None,
-    claim_for: str | None = None,
-    lease_ttl_s: float = 0.0,
-) -> SignalSent:
-    """Store a signal for a run and, if the run waits for this name, deliver it.
-
-    Args:
-        db: The database.
-        run_id: The run.
-        name: The signal's name.
-        payload: Its JSON payload (already validated against the declared schema).
-        max_queued: How many unconsumed signals a run's mailbox may hold.
-        check: Called with the wait and the payload before a delivery (validates against
-            the wait's own schema); an exception stores nothing.
-        claim_for: The worker that claims the run on delivery (a local one with room).
-        lease_ttl_s: That claim's lease lifetime.
-
-    Raises:
-        RunNotFound: No such run.
-        TransitionConflict: The run has ended.
-        SignalQueueFull: The mailbox is full.
-    """
-    return await db.write(
-        lambda conn: send_in(
-            db,
-            conn,
-            run_id,
-            name,
-            payload,
-            max_queued=max_queued,
-            check=check,
-            claim_for=claim_for,
-            lease_ttl_s=lease_ttl_s,
-        )
-    )
-
-
-def send_in(
-    db: Database,
-    conn: Connection,
-    run_id: str,
-    name: str,
-    payload: Any,
-    *,
-    max_queued: int,
-    check: Callable[[WaitingOn, Any], None] | None = None,
-    claim_for: str | None = None,
-    lease_ttl_s: float = 0.0,
-) -> SignalSent:
-    """`send` inside a write transaction the caller already holds."""
-    run = lock_run(db, conn, run_id)
-    if run is None:
-        raise errors.RunNotFound(run_id)
-    if run.status.terminal:
-        raise errors.TransitionConflict(run_id, "signal", run.status.value)
-    waiting = run.status is RunStatus.WAITING
-    wait = next((w for w in _signal_waits(run) if w.name == name and waiting), None)
-    if wait is None:  # it would stay in the mailbox: is there room?
-        queued = conn.execute(
-            select(func.count())
-            .select_from(signals)
-            .where(signals.c.run_id == run_id, signals.c.consumed_at.is_(None))
-        ).scalar_one()
-        if queued >= max_queued:
-            raise errors.SignalQueueFull(run_id, max_queued)
-    if wait is not None and check is not None:
-        check(wait, payload)
-    row = (
-        conn.execute(
-            insert(signals)
-            .values(run_id=run_id, name=name, payload=payload, created_at=db.now())
-            .returning(signals)
-        )
-        .mappings()
-        .one()
-    )
-    if wait is None:
-        queued_event = {"name": name, "signal_id": row["id"]}
-        events.append(db, conn, [(run_id, "signal_queued", queued_event)])
-        return SignalSent(signal=SignalRecord.from_row(row), run=run, delivered=False)
-    consumed = _consume(db, conn, [(row["id"], wait.id)])
-    changed = _queue_with(db, conn, run, {wait.id: row}, claim_for, lease_ttl_s)
-    return SignalSent(signal=SignalRecord.from_row(consumed[0]), run=changed, delivered=True)
-
-
-def tell_parent(db: Database, conn: Connection, child: Run) -> None:
-    """In the transaction that ends a child run: signal its parent how it ended.
-
-    The parent's ``run_workflow`` wait takes the signal (at once if it waits, else from
-    its mailbox), so the parent continues exactly once, whatever the order of events. A
-    parent that ended meanwhile is left alone.
-    """
-    if child.parent_id is None:
-        return
-    payload = {
-        "run_id": child.id,
-        "workflow": child.workflow,
-        "status": child.status.value,
-        "output": child.output if child.status is RunStatus.COMPLETED else None,
-        "error": None if child.error is None else replace(child.error, traceback=None).to_json(),
-    }
-    with contextlib.suppress(errors.RunNotFound, errors.TransitionConflict):
-        send_in(db, conn, child.parent_id, CHILD_SIGNAL + child.id, payload, max_queued=2**31)
-
-
-def _consume(
+def consume(
     db: Database, conn: Connection, pairs: Sequence[tuple[int, str]]
 ) -> list[dict[str, Any]]:
+    """Mark signals consumed by the interrupts that took them: ``(signal id, interrupt id)``."""
     rows = []
     for signal_id, interrupt_id in pairs:
         row = (
@@ -198,33 +84,6 @@ def _consume(
         )
         rows.append(dict(row))
     return rows
-
-
-def _queue_with(
-    db: Database,
-    conn: Connection,
-    run: Run,
-    delivered: dict[str, Any],
-    claim_for: str | None,
-    lease_ttl_s: float,
-) -> Run:
-    resume = {**(run.resume or {})}
-    resume |= {iid: waits.signal_answer(row["payload"]) for iid, row in delivered.items()}
-    return runs_store.transition_in(
-        db,
-        conn,
-        run.id,
-        action="signal",
-        allowed=(RunStatus.WAITING,),
-        values={"status": RunStatus.QUEUED, "resume": resume, "waiting_for": None},
-        seen_version=run.version,
-        extra_events=[
-            ("signal", {"name": row["name"], "signal_id": row["id"], "interrupt_id": iid})
-            for iid, row in delivered.items()
-        ],
-        claim_for=claim_for,
-        lease_ttl_s=lease_ttl_s,
-    )
 
 
 def deliver_queued(
@@ -268,7 +127,7 @@ def deliver_queued(
                     event={"name": row.name, "signal_id": row.id, "interrupt_id": wait.id},
                 )
             )
-    _consume(db, conn, pairs)
+    consume(db, conn, pairs)
     return delivered
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, func, select
 
 from graphrun import waits
 
-from . import runs as runs_store
+from . import lifecycle
 from .records import Run, RunStatus, WaitingOn
 from .schema import runs
 
@@ -76,7 +76,7 @@ async def wake_due(db: Database, *, limit: int = 500) -> list[Run]:
             # to the microsecond): that one, and any other due by now, is answered.
             answers = _answers(run.waiting_for, max(now, row["wake_at"]) + ROUNDING_S)
             woken.append(
-                runs_store.transition_in(
+                lifecycle.transition_in(
                     db,
                     conn,
                     run.id,

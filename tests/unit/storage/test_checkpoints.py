@@ -10,7 +10,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from sqlalchemy import func, select
 
 from graphrun import errors
-from graphrun.storage import Database, checkpoints
+from graphrun.storage import Database, checkpoints, lifecycle
 from graphrun.storage import runs as runs_store
 from graphrun.storage.schema import checkpoint_writes
 from graphrun.storage.schema import checkpoints as checkpoints_table
@@ -24,7 +24,7 @@ async def count(db: Database, table: Any) -> int:
 
 
 async def execution_for(db: Database) -> checkpoints.Execution:
-    await runs_store.insert(db, new_run())
+    await lifecycle.insert(db, new_run())
     run = await claim_one(db)
     fence = runs_store.Fence(run_id=run.id, owner="w1", epoch=run.lease_epoch)
     return checkpoints.Execution(fence=fence, lease_ttl_s=30)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from graphrun import errors
-from graphrun.storage import Database, migrations, open_database
+from graphrun.storage import Database, lifecycle, migrations, open_database
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import RunStatus
 from tests.unit.storage.test_runs import new_run
@@ -46,7 +46,7 @@ async def test_normal_synchronous_is_an_explicit_setting(tmp_path: Path) -> None
 
 @pytest.mark.sqlite_only
 async def test_concurrent_writes_are_group_committed_without_losing_any(db: Database) -> None:
-    run, _ = await runs_store.insert(db, new_run())
+    run, _ = await lifecycle.insert(db, new_run())
 
     def bump(conn):  # type: ignore[no-untyped-def]
         # read-modify-write: lost updates would show as a smaller final count
@@ -64,14 +64,14 @@ async def test_concurrent_writes_are_group_committed_without_losing_any(db: Data
 
 
 async def test_failing_job_rolls_back_only_itself(db: Database) -> None:
-    first, _ = await runs_store.insert(db, new_run())
+    first, _ = await lifecycle.insert(db, new_run())
 
     def fail(conn):  # type: ignore[no-untyped-def]
         conn.execute(text("UPDATE runs SET attempts = 99 WHERE id = :id"), {"id": first.id})
         raise RuntimeError("job failed")
 
     results = await asyncio.gather(
-        db.write(fail), runs_store.insert(db, new_run()), return_exceptions=True
+        db.write(fail), lifecycle.insert(db, new_run()), return_exceptions=True
     )
     assert isinstance(results[0], RuntimeError)
     assert not isinstance(results[1], BaseException)
@@ -86,12 +86,12 @@ async def test_lock_held_past_busy_timeout_is_storage_busy_and_changes_nothing(
     path = tmp_path / "busy.db"
     db = await open_database(f"sqlite:///{path}", busy_timeout_s=0.2)
     try:
-        run, _ = await runs_store.insert(db, new_run())
+        run, _ = await lifecycle.insert(db, new_run())
         foreign = sqlite3.connect(path, isolation_level=None)
         foreign.execute("BEGIN IMMEDIATE")
         try:
             with pytest.raises(errors.StorageBusy) as info:
-                await runs_store.transition(
+                await lifecycle.transition(
                     db,
                     run.id,
                     action="cancel",
@@ -106,7 +106,7 @@ async def test_lock_held_past_busy_timeout_is_storage_busy_and_changes_nothing(
         assert current is not None
         assert current.status is RunStatus.QUEUED
         # the engine continues once the lock is released
-        await runs_store.insert(db, new_run())
+        await lifecycle.insert(db, new_run())
     finally:
         await db.close()
 
@@ -115,7 +115,7 @@ async def test_a_lock_released_within_busy_timeout_is_waited_for(tmp_path: Path)
     path = tmp_path / "wait.db"
     db = await open_database(f"sqlite:///{path}", busy_timeout_s=10)
     try:
-        run, _ = await runs_store.insert(db, new_run())
+        run, _ = await lifecycle.insert(db, new_run())
         foreign = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         foreign.execute("BEGIN IMMEDIATE")
         # The writer must wait for the lock on its thread, not fail, and not block the loop.
@@ -129,7 +129,7 @@ async def test_a_lock_released_within_busy_timeout_is_waited_for(tmp_path: Path)
                 await asyncio.sleep(0.01)
 
         ticking = asyncio.create_task(ticker())
-        moved = await runs_store.transition(
+        moved = await lifecycle.transition(
             db,
             run.id,
             action="cancel",
@@ -148,7 +148,7 @@ async def test_disk_full_is_storage_full_and_the_database_stays_intact(tmp_path:
     path = tmp_path / "full.db"
     db = await open_database(f"sqlite:///{path}")
     try:
-        await runs_store.insert(db, new_run())
+        await lifecycle.insert(db, new_run())
 
         def cap(conn):  # type: ignore[no-untyped-def]
             pages = (conn.execute(text("PRAGMA page_count"))).scalar()
@@ -158,7 +158,7 @@ async def test_disk_full_is_storage_full_and_the_database_stays_intact(tmp_path:
         big = new_run()
         big = runs_store.NewRun(**{**big.__dict__, "input": {"blob": "x" * 200_000}})
         with pytest.raises(errors.StorageFull) as info:
-            await runs_store.insert(db, big)
+            await lifecycle.insert(db, big)
         assert info.value.http_status == 507
         assert await runs_store.get(db, big.id) is None
     finally:
@@ -203,7 +203,7 @@ async def test_a_commit_that_fails_leaves_the_writer_usable(db: Database) -> Non
 
     with pytest.raises(errors.StorageError, match="foreign key"):
         await db.write(orphan)
-    run, created = await runs_store.insert(db, new_run())
+    run, created = await lifecycle.insert(db, new_run())
     assert created
     assert (await runs_store.get(db, run.id)) is not None
 
@@ -212,7 +212,7 @@ async def test_a_commit_that_fails_leaves_the_writer_usable(db: Database) -> Non
 async def test_read_point_answers_without_holding_a_snapshot_open(
     db: Database, db_url: str
 ) -> None:
-    run = await runs_store.insert(db, new_run())
+    run = await lifecycle.insert(db, new_run())
     found = await runs_store.get(db, run[0].id)
     assert found is not None
     assert found.id == run[0].id

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from graphrun import errors
-from graphrun.storage import Database, open_database
+from graphrun.storage import Database, lifecycle, open_database
 from graphrun.storage import checkpoints as checkpoints_store
 from graphrun.storage import runs as runs_store
 from graphrun.storage.backends import pg_step as step_write
@@ -66,7 +66,7 @@ async def test_a_step_of_a_lost_lease_writes_nothing_while_its_batch_mates_commi
     db: Database,
 ) -> None:
     for _ in range(3):
-        await runs_store.insert(db, new_run())
+        await lifecycle.insert(db, new_run())
     claimed = [await claim_one(db, "w1") for _ in range(3)]
     fences = [runs_store.Fence(run_id=r.id, owner="w1", epoch=r.lease_epoch) for r in claimed]
     stale = runs_store.Fence(run_id=fences[1].run_id, owner="w1", epoch=fences[1].epoch - 1)

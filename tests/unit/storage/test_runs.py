@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from graphrun import errors
 from graphrun.ids import RunIdFactory
-from graphrun.storage import Database, RunStatus, events
+from graphrun.storage import Database, RunStatus, events, lifecycle
 from graphrun.storage import runs as runs_store
 from graphrun.storage.schema import runs
 
@@ -30,7 +30,7 @@ def new_run(key: str | None = None, value: int = 1) -> runs_store.NewRun:
 
 async def request_cancel(db: Database, run_id: str) -> None:
     """Ask a running run to cancel (it ends cancelled at its next step or lease expiry)."""
-    await runs_store.transition(
+    await lifecycle.transition(
         db,
         run_id,
         action="cancel",
@@ -40,14 +40,14 @@ async def request_cancel(db: Database, run_id: str) -> None:
 
 
 async def claim_one(db: Database, owner: str = "w1", ttl: float = 30.0) -> runs_store.Run:
-    (run,) = await runs_store.claim(
+    (run,) = await lifecycle.claim(
         db, owner=owner, workflows=["app.flow"], limit=1, lease_ttl_s=ttl
     )
     return run
 
 
 async def test_insert_creates_a_queued_run_with_an_event(db: Database) -> None:
-    run, created = await runs_store.insert(db, new_run())
+    run, created = await lifecycle.insert(db, new_run())
     assert created
     assert run.status is RunStatus.QUEUED
     assert run.version == 0
@@ -55,33 +55,31 @@ async def test_insert_creates_a_queued_run_with_an_event(db: Database) -> None:
 
 
 async def test_insert_with_idempotency_key_returns_the_first_run(db: Database) -> None:
-    first, created = await runs_store.insert(db, new_run("k1"))
-    again, created_again = await runs_store.insert(db, new_run("k1"))
+    first, created = await lifecycle.insert(db, new_run("k1"))
+    again, created_again = await lifecycle.insert(db, new_run("k1"))
     assert (created, created_again) == (True, False)
     assert again.id == first.id
     with pytest.raises(errors.IdempotencyConflict):
-        await runs_store.insert(db, new_run("k1", value=2))
+        await lifecycle.insert(db, new_run("k1", value=2))
 
 
 async def test_claim_takes_oldest_queued_runs_and_bumps_the_epoch(db: Database) -> None:
-    ids = [(await runs_store.insert(db, new_run()))[0].id for _ in range(3)]
-    claimed = await runs_store.claim(
-        db, owner="w1", workflows=["app.flow"], limit=2, lease_ttl_s=30
-    )
+    ids = [(await lifecycle.insert(db, new_run()))[0].id for _ in range(3)]
+    claimed = await lifecycle.claim(db, owner="w1", workflows=["app.flow"], limit=2, lease_ttl_s=30)
     assert [r.id for r in claimed] == ids[:2]
     assert all(
         r.status is RunStatus.RUNNING and r.lease_owner == "w1" and r.lease_epoch == 1
         for r in claimed
     )
     assert (
-        await runs_store.claim(db, owner="w2", workflows=["other.flow"], limit=5, lease_ttl_s=30)
+        await lifecycle.claim(db, owner="w2", workflows=["other.flow"], limit=5, lease_ttl_s=30)
         == []
     )
 
 
 async def test_transition_is_compare_and_set_on_status_and_version(db: Database) -> None:
-    run, _ = await runs_store.insert(db, new_run())
-    moved = await runs_store.transition(
+    run, _ = await lifecycle.insert(db, new_run())
+    moved = await lifecycle.transition(
         db,
         run.id,
         action="cancel",
@@ -93,7 +91,7 @@ async def test_transition_is_compare_and_set_on_status_and_version(db: Database)
     assert moved.version == run.version + 1
     assert moved.finished_at is not None
     with pytest.raises(errors.TransitionConflict) as info:
-        await runs_store.transition(
+        await lifecycle.transition(
             db,
             run.id,
             action="cancel",
@@ -104,10 +102,10 @@ async def test_transition_is_compare_and_set_on_status_and_version(db: Database)
 
 
 async def test_transition_with_a_stale_version_changes_nothing(db: Database) -> None:
-    run, _ = await runs_store.insert(db, new_run())
-    await runs_store.transition(db, run.id, action="touch", allowed=(RunStatus.QUEUED,), values={})
+    run, _ = await lifecycle.insert(db, new_run())
+    await lifecycle.transition(db, run.id, action="touch", allowed=(RunStatus.QUEUED,), values={})
     with pytest.raises(errors.TransitionConflict, match="changed while"):
-        await runs_store.transition(
+        await lifecycle.transition(
             db,
             run.id,
             action="cancel",
@@ -122,17 +120,17 @@ async def test_transition_with_a_stale_version_changes_nothing(db: Database) -> 
 
 async def test_transition_of_unknown_run_is_not_found(db: Database) -> None:
     with pytest.raises(errors.RunNotFound):
-        await runs_store.transition(
+        await lifecycle.transition(
             db, str(uuid.uuid4()), action="cancel", allowed=(RunStatus.QUEUED,), values={}
         )
 
 
 async def test_concurrent_transitions_have_exactly_one_winner(db: Database) -> None:
-    run, _ = await runs_store.insert(db, new_run())
+    run, _ = await lifecycle.insert(db, new_run())
 
     async def attempt() -> bool:
         try:
-            await runs_store.transition(
+            await lifecycle.transition(
                 db,
                 run.id,
                 action="cancel",
@@ -149,14 +147,14 @@ async def test_concurrent_transitions_have_exactly_one_winner(db: Database) -> N
 
 
 async def test_expired_lease_is_requeued_and_fences_the_old_owner(db: Database) -> None:
-    await runs_store.insert(db, new_run())
+    await lifecycle.insert(db, new_run())
     old = await claim_one(db, "w1", ttl=-1.0)  # already expired
-    assert await runs_store.requeue_expired(db) == [old.id]
+    assert await lifecycle.requeue_expired(db) == [old.id]
     new = await claim_one(db, "w2")
     assert new.lease_epoch == old.lease_epoch + 1
     stale = runs_store.Fence(run_id=old.id, owner="w1", epoch=old.lease_epoch)
     with pytest.raises(errors.LeaseLost):
-        await runs_store.transition(
+        await lifecycle.transition(
             db,
             old.id,
             action="complete",
@@ -172,11 +170,11 @@ async def test_expired_lease_is_requeued_and_fences_the_old_owner(db: Database) 
 async def test_requeue_expired_cancels_runs_whose_cancel_was_requested(db: Database) -> None:
     cancelled = []
     for _ in range(2):
-        await runs_store.insert(db, new_run())
+        await lifecycle.insert(db, new_run())
         run = await claim_one(db, ttl=-1.0)
         await request_cancel(db, run.id)
         cancelled.append(run.id)
-    assert sorted(await runs_store.requeue_expired(db)) == sorted(cancelled)
+    assert sorted(await lifecycle.requeue_expired(db)) == sorted(cancelled)
     found = await runs_store.get_many(db, cancelled)
     assert {r.status for r in found.values()} == {RunStatus.CANCELLED}
     # What each holds is counted as it ends: its events (created, queued, running, cancel
@@ -198,7 +196,7 @@ async def count_events(db: Database, run_id: str) -> int:
 
 async def test_heartbeat_extends_only_the_owners_leases(db: Database) -> None:
     for _ in range(2):
-        await runs_store.insert(db, new_run())
+        await lifecycle.insert(db, new_run())
     mine = await claim_one(db, "w1", ttl=5)
     other = await claim_one(db, "w2", ttl=5)
     held = await runs_store.heartbeat(db, owner="w1", run_ids=[mine.id, other.id], lease_ttl_s=60)
@@ -210,11 +208,11 @@ async def test_heartbeat_extends_only_the_owners_leases(db: Database) -> None:
 
 async def test_a_requested_cancel_wins_over_release_and_wait(db: Database) -> None:
     for target in (RunStatus.QUEUED, RunStatus.WAITING):
-        await runs_store.insert(db, new_run())
+        await lifecycle.insert(db, new_run())
         run = await claim_one(db)
         fence = runs_store.Fence(run_id=run.id, owner="w1", epoch=run.lease_epoch)
         await request_cancel(db, run.id)
-        ended = await runs_store.transition(
+        ended = await lifecycle.transition(
             db,
             run.id,
             action="release",
@@ -225,9 +223,9 @@ async def test_a_requested_cancel_wins_over_release_and_wait(db: Database) -> No
         )
         assert ended.status is RunStatus.CANCELLED
         assert ended.finished_at is not None
-    await runs_store.insert(db, new_run())
+    await lifecycle.insert(db, new_run())
     run = await claim_one(db)
-    kept = await runs_store.transition(
+    kept = await lifecycle.transition(
         db,
         run.id,
         action="release",
@@ -240,8 +238,8 @@ async def test_a_requested_cancel_wins_over_release_and_wait(db: Database) -> No
 
 
 async def test_list_page_filters_and_paginates_newest_first(db: Database) -> None:
-    ids = [(await runs_store.insert(db, new_run()))[0].id for _ in range(5)]
-    await runs_store.transition(
+    ids = [(await lifecycle.insert(db, new_run()))[0].id for _ in range(5)]
+    await lifecycle.transition(
         db,
         ids[0],
         action="cancel",
