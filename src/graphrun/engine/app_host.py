@@ -305,12 +305,12 @@ class AppHost:
                     run.id,
                     action="fail",
                     allowed=(RunStatus.QUEUED,),
-                    values={
-                        "status": RunStatus.FAILED,
-                        "error": RunError(
+                    change=runs_store.Change(
+                        status=RunStatus.FAILED,
+                        error=RunError(
                             code=error.code, type=type(error).__name__, message=error.message
-                        ).to_json(),
-                    },
+                        ),
+                    ),
                     seen_version=run.version,
                 )
                 logger.error("run %s failed: %s", run.id, error.message)

@@ -13,7 +13,7 @@ import logging
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from langgraph.errors import GraphDrained
@@ -25,6 +25,7 @@ from graphrun import errors, validation, waits
 from graphrun.storage import checkpoints, lifecycle, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import NODE_ERROR, Run, RunError, RunStatus
+from graphrun.storage.runs import Change
 from graphrun.waits import WaitingOn, WaitKind
 
 from .allowlist import allowlist_for_graph
@@ -84,7 +85,7 @@ def jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def _error_info(exc: BaseException, node: str | None) -> dict[str, Any]:
+def _error_info(exc: BaseException, node: str | None) -> RunError:
     """The stored `RunError` of an exception that failed a run."""
     kind = type(exc).__name__
     code = exc.code if isinstance(exc, errors.GraphrunError) else NODE_ERROR
@@ -96,7 +97,7 @@ def _error_info(exc: BaseException, node: str | None) -> dict[str, Any]:
         message=str(exc),
         node=node,
         traceback="".join(traceback.format_exception(exc)),
-    ).to_json()
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class Outcome:
     """How an execution ends: the transition to make, and with what."""
 
     action: str
-    values: dict[str, Any]
+    change: Change
     #: A cancel requested meanwhile turns this (non-terminal) outcome into ``cancelled``.
     cancel_wins: bool = False
     #: For ``wait``: what the run waits on (a signal already in its mailbox answers it).
@@ -113,7 +114,6 @@ class Outcome:
     children: tuple[runs_store.NewRun, ...] = ()
 
 
-_LEAVE_LEASE = {"lease_owner": None, "lease_expires_at": None}
 #: Storage errors that pass: the run is released rather than failed.
 TRANSIENT_STORAGE_ERRORS = (
     errors.StorageBusy,
@@ -265,7 +265,7 @@ class Executor:
             return _completed(values)
         except GraphDrained:
             # Paused at a step boundary: the step before is checkpointed, the next not begun.
-            return Outcome("pause", {"status": RunStatus.PAUSED}, cancel_wins=True)
+            return Outcome("pause", Change(status=RunStatus.PAUSED), cancel_wins=True)
         except errors.LeaseLost:
             raise
         except TRANSIENT_STORAGE_ERRORS as exc:
@@ -277,7 +277,7 @@ class Executor:
                 exc,
                 extra={"action": "storage_error"},
             )
-            return Outcome("release", {"status": RunStatus.QUEUED}, cancel_wins=True)
+            return Outcome("release", Change(status=RunStatus.QUEUED), cancel_wins=True)
         except Exception as exc:  # including storage errors that a retry would only repeat
             return await self._failed(run, graph, config, exc)
 
@@ -286,14 +286,15 @@ class Executor:
     ) -> Run | None:
         db = self.db
         taken = execution.take()
-        values = {**outcome.values, **_LEAVE_LEASE, "pause_requested": False}
-        if outcome.action == "release":
-            del values["pause_requested"]  # still asked of the run when it is claimed again
+        ending = Change(release_lease=True)
+        if outcome.action != "release":  # a pause still asked is answered when claimed again
+            ending = replace(ending, pause_requested=False)
         if not outcome.cancel_wins:
-            values["cancel_requested"] = False
+            ending = replace(ending, cancel_requested=False)
         if taken.root_checkpoint_id is not None:
             # Deferred checkpoints commit now: the run's progress marker moves with them.
-            values["checkpoint_id"] = taken.root_checkpoint_id
+            ending = replace(ending, checkpoint_id=taken.root_checkpoint_id)
+        change = outcome.change.merged(ending)
 
         delay = RETRY_FIRST_S
         deadline = time.monotonic() + self.settings.lease_ttl_s
@@ -309,7 +310,7 @@ class Executor:
                             run.id,
                             action=outcome.action,
                             allowed=(RunStatus.RUNNING,),
-                            values=values,
+                            change=change,
                             fence=execution.fence,
                             before=checkpoints.committing(db, taken),
                             cancel_wins=outcome.cancel_wins,
@@ -359,9 +360,9 @@ class Executor:
         is in the mailbox here, or finds the run waiting and is delivered by `signals.send`.
         """
         db = self.db
-        progress: dict[str, Any] = {"pause_requested": False}
+        progress = Change(pause_requested=False)
         if taken.root_checkpoint_id is not None:
-            progress["checkpoint_id"] = taken.root_checkpoint_id
+            progress = replace(progress, checkpoint_id=taken.root_checkpoint_id)
 
         def job(conn: Any) -> Run:
             # Locks the run row first (PostgreSQL): a signal sent now waits for this
@@ -378,15 +379,16 @@ class Executor:
             delivered = (
                 [] if cancelling else signals.deliver_queued(db, conn, run.id, outcome.waits)
             )
-            values: dict[str, Any] = {**progress}
             if not delivered:
-                values |= {**_LEAVE_LEASE, **outcome.values, "cancel_requested": False}
+                change = progress.merged(outcome.change).merged(
+                    Change(release_lease=True, cancel_requested=False)
+                )
             else:
                 answers = {d.interrupt_id: d.resume_value for d in delivered}
-                values |= {"resume": answers, "waiting_for": None}
+                change = progress.merged(Change(resume=answers, waiting_for=None))
                 if current is not None and current.pause_requested:
                     # Answered, but asked to stop at this step boundary.
-                    values |= {**_LEAVE_LEASE, "status": RunStatus.PAUSED}
+                    change = change.merged(Change(status=RunStatus.PAUSED, release_lease=True))
                 # Otherwise the run continues here, under the same lease: no status change.
             return lifecycle.transition_in(
                 db,
@@ -394,7 +396,7 @@ class Executor:
                 run.id,
                 action="wait",
                 allowed=(RunStatus.RUNNING,),
-                values=values,
+                change=change,
                 fence=execution.fence,
                 extra_events=[("signal", d.event) for d in delivered],
                 cancel_wins=not delivered,
@@ -403,8 +405,8 @@ class Executor:
         after = await db.write(job)
         if outcome.children and self.on_queued is not None:
             self.on_queued()
-        wake_at = outcome.values.get("wake_at")
-        if after.status is RunStatus.WAITING and wake_at is not None and self.on_timer:
+        wake_at = outcome.change.wake_at
+        if after.status is RunStatus.WAITING and isinstance(wake_at, float) and self.on_timer:
             self.on_timer()
         return after
 
@@ -434,12 +436,12 @@ class Executor:
         due = [w.wake_at.timestamp() for w in pending if w.wake_at is not None]
         return Outcome(
             "wait",
-            {
-                "status": RunStatus.WAITING,
-                "waiting_for": [w.to_json() for w in pending],
-                "resume": None,
-                "wake_at": min(due) if due else None,
-            },
+            Change(
+                status=RunStatus.WAITING,
+                waiting_for=tuple(pending),
+                resume=None,
+                wake_at=min(due) if due else None,
+            ),
             cancel_wins=True,
             waits=tuple(pending),
             children=tuple(children),
@@ -478,7 +480,7 @@ class Executor:
         logger.info("run %s failed in %s: %r", run.id, node, exc, extra={"action": "run_failed"})
         return Outcome(
             "fail",
-            {"status": RunStatus.FAILED, "error": _error_info(exc, node), "waiting_for": None},
+            Change(status=RunStatus.FAILED, error=_error_info(exc, node), waiting_for=None),
             cancel_wins=True,
         )
 
@@ -489,17 +491,17 @@ def _completed(values: Any) -> Outcome:
         validation.check_json(output, what="final state")
     except (errors.ValidationFailed, ValueError, TypeError) as exc:
         error = _error_info(errors.SerializationError(f"Final state is not JSON: {exc}"), None)
-        return Outcome("fail", {"status": RunStatus.FAILED, "error": error}, cancel_wins=True)
+        return Outcome("fail", Change(status=RunStatus.FAILED, error=error), cancel_wins=True)
     return Outcome(
         "complete",
-        {"status": RunStatus.COMPLETED, "output": output, "waiting_for": None, "error": None},
+        Change(status=RunStatus.COMPLETED, output=output, waiting_for=None, error=None),
         cancel_wins=True,
     )
 
 
 def _stopped(reason: str) -> Outcome | None:
     if reason == "cancel":
-        return Outcome("cancel", {"status": RunStatus.CANCELLED})
+        return Outcome("cancel", Change(status=RunStatus.CANCELLED))
     if reason == "shutdown":
-        return Outcome("release", {"status": RunStatus.QUEUED}, cancel_wins=True)
+        return Outcome("release", Change(status=RunStatus.QUEUED), cancel_wins=True)
     return None  # lease lost: another worker owns the run now

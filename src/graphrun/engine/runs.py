@@ -29,6 +29,7 @@ from graphrun.storage.records import (
     SignalSent,
     WaitingOn,
 )
+from graphrun.storage.runs import Change
 from graphrun.waits import WaitKind
 
 from .core import Core, parse_run_id
@@ -282,7 +283,10 @@ class RunService:
                     [{"pointer": "/value", "message": "a paused run is resumed without a value"}],
                 )
             return await self._requeue(
-                run, action="resume", allowed=(RunStatus.PAUSED,), values={"pause_requested": False}
+                run,
+                action="resume",
+                allowed=(RunStatus.PAUSED,),
+                change=Change(pause_requested=False),
             )
         if run.status is not RunStatus.WAITING:
             raise errors.TransitionConflict(run.id, "resume", run.status.value)
@@ -320,7 +324,7 @@ class RunService:
             run,
             action="resume",
             allowed=(RunStatus.WAITING,),
-            values={"resume": {pending.id: value}, "waiting_for": None},
+            change=Change(resume={pending.id: value}, waiting_for=None),
             extra_events=[("resume", {"interrupt_id": pending.id})],
         )
 
@@ -338,8 +342,9 @@ class RunService:
             run_id,
             action="cancel",
             stoppable=(RunStatus.QUEUED, RunStatus.WAITING, RunStatus.PAUSED),
-            stopped={"status": RunStatus.CANCELLED, "resume": None},
-            request="cancel_requested",
+            stopped=Change(status=RunStatus.CANCELLED, resume=None),
+            request=Change(cancel_requested=True),
+            requested="cancel_requested",
             tell_worker=lambda worker, rid: worker.stop_run(rid, "cancel"),
         )
 
@@ -361,8 +366,9 @@ class RunService:
             action="pause",
             stoppable=(RunStatus.QUEUED,),
             # A pause still asked of a released run is answered by this one.
-            stopped={"status": RunStatus.PAUSED, "pause_requested": False},
-            request="pause_requested",
+            stopped=Change(status=RunStatus.PAUSED, pause_requested=False),
+            request=Change(pause_requested=True),
+            requested="pause_requested",
             tell_worker=lambda worker, rid: worker.pause_run(rid),
         )
 
@@ -372,14 +378,16 @@ class RunService:
         *,
         action: str,
         stoppable: tuple[RunStatus, ...],
-        stopped: dict[str, Any],
-        request: str,
+        stopped: Change,
+        request: Change,
+        requested: str,
         tell_worker: Callable[[Worker, str], object],
     ) -> Run:
         """Change a run that is not executing at once; ask an executing one to stop.
 
-        ``stopped`` is the change for a run in ``stoppable``; a running run gets its
-        ``request`` flag set (its worker reads it at its next heartbeat, or at once here).
+        ``stopped`` is the change for a run in ``stoppable``; a running run gets ``request``
+        (its worker reads it at its next heartbeat, or at once here), recorded as the event
+        ``requested``.
         A run that moves meanwhile (queued to running, say) is looked at again.
         """
         run = await self.get(run_id)
@@ -391,9 +399,9 @@ class RunService:
                         run.id,
                         action=action,
                         allowed=(RunStatus.RUNNING,),
-                        values={request: True},
+                        change=request,
                         seen_version=run.version,
-                        extra_events=[(request, {})],
+                        extra_events=[(requested, {})],
                     )
                     if self._core.worker is not None:
                         tell_worker(self._core.worker, run.id)
@@ -403,7 +411,7 @@ class RunService:
                         run.id,
                         action=action,
                         allowed=stoppable,
-                        values=stopped,
+                        change=stopped,
                         seen_version=run.version,
                     )
             except errors.TransitionConflict as exc:
@@ -571,7 +579,7 @@ class RunService:
             run,
             action="retry",
             allowed=(RunStatus.FAILED,),
-            values={"error": None, "finished_at": None},
+            change=Change(error=None, finished_at=None),
         )
 
     async def _requeue(
@@ -580,7 +588,7 @@ class RunService:
         *,
         action: str,
         allowed: tuple[RunStatus, ...],
-        values: dict[str, Any],
+        change: Change,
         extra_events: Collection[tuple[str, dict[str, Any]]] = (),
     ) -> Run:
         """Queue ``run`` again; a local worker with room claims it in the same transaction."""
@@ -592,7 +600,7 @@ class RunService:
                 run.id,
                 action=action,
                 allowed=allowed,
-                values={**values, "status": RunStatus.QUEUED},
+                change=replace(change, status=RunStatus.QUEUED),
                 seen_version=run.version,
                 extra_events=extra_events,
                 claim_for=claim_for,

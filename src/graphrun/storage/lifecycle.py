@@ -11,7 +11,7 @@ run like the others, built on the mailbox queries of `storage.signals`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +79,7 @@ async def transition(
     *,
     action: str,
     allowed: Collection[RunStatus],
-    values: Mapping[str, Any],
+    change: runs_store.Change,
     seen_version: int | None = None,
     fence: Fence | None = None,
     extra_events: Collection[tuple[str, dict[str, Any]]] = (),
@@ -95,7 +95,7 @@ async def transition(
         run_id: The run to change.
         action: What is being done, for the conflict message (``resume``, ``cancel``...).
         allowed: Statuses the run may be in for the change to apply.
-        values: Columns to set (``status`` among them for a status change).
+        change: What to write on the run (its new status, if any).
         seen_version: The version the caller read; the change applies only if unchanged.
         fence: The lease the writer must still hold.
         extra_events: More ``(kind, data)`` events to record in the same transaction.
@@ -121,7 +121,7 @@ async def transition(
             run_id,
             action=action,
             allowed=allowed,
-            values=values,
+            change=change,
             seen_version=seen_version,
             fence=fence,
             extra_events=extra_events,
@@ -141,7 +141,7 @@ def transition_in(
     *,
     action: str,
     allowed: Collection[RunStatus],
-    values: Mapping[str, Any],
+    change: runs_store.Change,
     seen_version: int | None = None,
     fence: Fence | None = None,
     extra_events: Collection[tuple[str, dict[str, Any]]] = (),
@@ -151,7 +151,7 @@ def transition_in(
     before: Callable[[Connection], None] | None = None,
 ) -> Run:
     """`transition` inside a write transaction the caller already holds."""
-    status = RunStatus(values["status"]) if "status" in values else None
+    status = change.status
     claimed = claim_for is not None and status is RunStatus.QUEUED
     leaving = None
     if status is not None and not status.terminal and any(s.terminal for s in allowed):
@@ -164,7 +164,7 @@ def transition_in(
         run_id,
         action=action,
         allowed=allowed,
-        values=values,
+        change=change,
         seen_version=seen_version,
         fence=fence,
         claim_for=claim_for,
@@ -188,7 +188,7 @@ def transition_in(
     elif status is not None:
         rows.append((run_id, "status", {"status": run.status.value}))
     if cancel_wins and run.status is RunStatus.CANCELLED:
-        rows.append((run_id, "cancelled", {"while": values.get("status", "")}))
+        rows.append((run_id, "cancelled", {"while": status.value if status else ""}))
     events.append(db, conn, rows)
     _settled(db, conn, run)
     return run
@@ -407,7 +407,7 @@ def _queue_with(
         run.id,
         action="signal",
         allowed=(RunStatus.WAITING,),
-        values={"status": RunStatus.QUEUED, "resume": resume, "waiting_for": None},
+        change=runs_store.Change(status=RunStatus.QUEUED, resume=resume, waiting_for=None),
         seen_version=run.version,
         extra_events=[
             ("signal", {"name": row["name"], "signal_id": row["id"], "interrupt_id": iid})

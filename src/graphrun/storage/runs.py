@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import json
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias
 
 from sqlalchemy import bindparam, case, or_, select, tuple_, update
 
 from graphrun import errors
 
-from .records import Fence, Run, RunPage, RunStatus
+from .records import Fence, Run, RunError, RunPage, RunStatus, WaitingOn
 from .schema import runs
 
 if TYPE_CHECKING:
@@ -28,8 +29,11 @@ if TYPE_CHECKING:
     from .database import Database
 
 __all__ = (
+    "KEEP",
+    "Change",
     "Fence",
     "HeldLease",
+    "Keep",
     "NewRun",
     "claim_rows_in",
     "compare_and_set_in",
@@ -47,6 +51,87 @@ __all__ = (
 
 MAX_PAGE = 1000  # runs per list page
 HALF_MICROSECOND = 5e-7  # seconds
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: A `Change` field left at this is not written.
+KEEP = _Keep.KEEP
+Keep: TypeAlias = Literal[_Keep.KEEP]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """What a transition writes on a run's row; every field left at `KEEP` stays as it is.
+
+    The status columns that follow a status (``finished_at``, a cleared timer, a cancel
+    that wins) are the transition's own business, not the caller's.
+    """
+
+    #: The new status (None: the status does not change).
+    status: RunStatus | None = None
+    #: The final state of a completed run.
+    output: Any = KEEP
+    error: RunError | Keep | None = KEEP
+    waiting_for: Sequence[WaitingOn] | Keep | None = KEEP
+    #: Answers for the run's interrupts, by interrupt id, taken when it continues.
+    resume: dict[str, Any] | Keep | None = KEEP
+    #: When the run's earliest timer is due (epoch seconds).
+    wake_at: float | Keep | None = KEEP
+    #: The checkpoint the run continues from.
+    checkpoint_id: str | Keep | None = KEEP
+    cancel_requested: bool | Keep = KEEP
+    pause_requested: bool | Keep = KEEP
+    #: Only ever cleared (a retry takes a finished run back).
+    finished_at: Keep | None = KEEP
+    #: Give up the lease (no owner, no expiry).
+    release_lease: bool = False
+
+    def merged(self, other: Change) -> Change:
+        """This change with every field ``other`` sets written over it."""
+        changes = {
+            f.name: getattr(other, f.name)
+            for f in fields(other)
+            if getattr(other, f.name) is not KEEP and f.name not in ("status", "release_lease")
+        }
+        merged: Change = replace(
+            self,
+            **changes,
+            status=other.status or self.status,
+            release_lease=self.release_lease or other.release_lease,
+        )
+        return merged
+
+    def columns(self) -> dict[str, Any]:
+        """The row's columns to set (``status`` among them for a status change)."""
+        values: dict[str, Any] = {}
+        if self.status is not None:
+            values["status"] = self.status
+        for name in _PLAIN_COLUMNS:
+            value = getattr(self, name)
+            if value is not KEEP:
+                values[name] = value
+        if not isinstance(self.error, _Keep):
+            values["error"] = None if self.error is None else self.error.to_json()
+        if not isinstance(self.waiting_for, _Keep):
+            waits = self.waiting_for
+            values["waiting_for"] = None if waits is None else [w.to_json() for w in waits]
+        if self.release_lease:
+            values |= {"lease_owner": None, "lease_expires_at": None}
+        return values
+
+
+_PLAIN_COLUMNS = (
+    "output",
+    "resume",
+    "wake_at",
+    "checkpoint_id",
+    "cancel_requested",
+    "pause_requested",
+    "finished_at",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,7 +308,7 @@ def compare_and_set_in(
     *,
     action: str,
     allowed: Collection[RunStatus],
-    values: Mapping[str, Any],
+    change: Change,
     seen_version: int | None = None,
     fence: Fence | None = None,
     claim_for: str | None = None,
@@ -240,7 +325,8 @@ def compare_and_set_in(
         TransitionConflict: The run's status or version did not match.
         LeaseLost: ``fence`` no longer holds the lease.
     """
-    status = RunStatus(values["status"]) if "status" in values else None
+    values = change.columns()
+    status = change.status
     claimed = claim_for is not None and status is RunStatus.QUEUED
     shape = _Shape(
         columns=tuple(sorted(k for k in values if k != "status")),

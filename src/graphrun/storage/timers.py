@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, func, select
 from graphrun import waits
 
 from . import lifecycle
+from . import runs as runs_store
 from .records import Run, RunStatus, WaitingOn
 from .schema import runs
 
@@ -82,11 +83,11 @@ async def wake_due(db: Database, *, limit: int = 500) -> list[Run]:
                     run.id,
                     action="wake",
                     allowed=(RunStatus.WAITING,),
-                    values={
-                        "status": RunStatus.QUEUED,
-                        "resume": {**(run.resume or {}), **answers},
-                        "waiting_for": None,
-                    },
+                    change=runs_store.Change(
+                        status=RunStatus.QUEUED,
+                        resume={**(run.resume or {}), **answers},
+                        waiting_for=None,
+                    ),
                     seen_version=run.version,
                     extra_events=[("timer", {"interrupt_ids": sorted(answers)})],
                 )

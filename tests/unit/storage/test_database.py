@@ -13,6 +13,7 @@ from graphrun import errors
 from graphrun.storage import Database, lifecycle, migrations, open_database
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import RunStatus
+from graphrun.storage.runs import Change
 from tests.unit.storage.test_runs import new_run
 
 
@@ -96,7 +97,7 @@ async def test_lock_held_past_busy_timeout_is_storage_busy_and_changes_nothing(
                     run.id,
                     action="cancel",
                     allowed=(RunStatus.QUEUED,),
-                    values={"status": RunStatus.CANCELLED},
+                    change=Change(status=RunStatus.CANCELLED),
                 )
             assert info.value.http_status == 503
         finally:
@@ -134,7 +135,7 @@ async def test_a_lock_released_within_busy_timeout_is_waited_for(tmp_path: Path)
             run.id,
             action="cancel",
             allowed=(RunStatus.QUEUED,),
-            values={"status": RunStatus.CANCELLED},
+            change=Change(status=RunStatus.CANCELLED),
         )
         ticking.cancel()
         foreign.close()

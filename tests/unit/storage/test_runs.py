@@ -12,6 +12,7 @@ from graphrun import errors
 from graphrun.ids import RunIdFactory
 from graphrun.storage import Database, RunStatus, events, lifecycle
 from graphrun.storage import runs as runs_store
+from graphrun.storage.runs import Change
 from graphrun.storage.schema import runs
 
 IDS = RunIdFactory()
@@ -35,7 +36,7 @@ async def request_cancel(db: Database, run_id: str) -> None:
         run_id,
         action="cancel",
         allowed=(RunStatus.RUNNING,),
-        values={"cancel_requested": True},
+        change=Change(cancel_requested=True),
     )
 
 
@@ -84,7 +85,7 @@ async def test_transition_is_compare_and_set_on_status_and_version(db: Database)
         run.id,
         action="cancel",
         allowed=(RunStatus.QUEUED,),
-        values={"status": RunStatus.CANCELLED},
+        change=Change(status=RunStatus.CANCELLED),
         seen_version=run.version,
     )
     assert moved.status is RunStatus.CANCELLED
@@ -96,21 +97,23 @@ async def test_transition_is_compare_and_set_on_status_and_version(db: Database)
             run.id,
             action="cancel",
             allowed=(RunStatus.QUEUED,),
-            values={"status": RunStatus.CANCELLED},
+            change=Change(status=RunStatus.CANCELLED),
         )
     assert info.value.status == "cancelled"
 
 
 async def test_transition_with_a_stale_version_changes_nothing(db: Database) -> None:
     run, _ = await lifecycle.insert(db, new_run())
-    await lifecycle.transition(db, run.id, action="touch", allowed=(RunStatus.QUEUED,), values={})
+    await lifecycle.transition(
+        db, run.id, action="touch", allowed=(RunStatus.QUEUED,), change=Change()
+    )
     with pytest.raises(errors.TransitionConflict, match="changed while"):
         await lifecycle.transition(
             db,
             run.id,
             action="cancel",
             allowed=(RunStatus.QUEUED,),
-            values={"status": RunStatus.CANCELLED},
+            change=Change(status=RunStatus.CANCELLED),
             seen_version=run.version,
         )
     current = await runs_store.get(db, run.id)
@@ -121,7 +124,7 @@ async def test_transition_with_a_stale_version_changes_nothing(db: Database) -> 
 async def test_transition_of_unknown_run_is_not_found(db: Database) -> None:
     with pytest.raises(errors.RunNotFound):
         await lifecycle.transition(
-            db, str(uuid.uuid4()), action="cancel", allowed=(RunStatus.QUEUED,), values={}
+            db, str(uuid.uuid4()), action="cancel", allowed=(RunStatus.QUEUED,), change=Change()
         )
 
 
@@ -135,7 +138,7 @@ async def test_concurrent_transitions_have_exactly_one_winner(db: Database) -> N
                 run.id,
                 action="cancel",
                 allowed=(RunStatus.QUEUED,),
-                values={"status": RunStatus.CANCELLED},
+                change=Change(status=RunStatus.CANCELLED),
                 seen_version=run.version,
             )
         except errors.TransitionConflict:
@@ -159,7 +162,7 @@ async def test_expired_lease_is_requeued_and_fences_the_old_owner(db: Database) 
             old.id,
             action="complete",
             allowed=(RunStatus.RUNNING,),
-            values={"status": RunStatus.COMPLETED},
+            change=Change(status=RunStatus.COMPLETED),
             fence=stale,
         )
     current = await runs_store.get(db, old.id)
@@ -217,7 +220,7 @@ async def test_a_requested_cancel_wins_over_release_and_wait(db: Database) -> No
             run.id,
             action="release",
             allowed=(RunStatus.RUNNING,),
-            values={"status": target, "lease_owner": None},
+            change=Change(status=target, release_lease=True),
             fence=fence,
             cancel_wins=True,
         )
@@ -230,7 +233,7 @@ async def test_a_requested_cancel_wins_over_release_and_wait(db: Database) -> No
         run.id,
         action="release",
         allowed=(RunStatus.RUNNING,),
-        values={"status": RunStatus.QUEUED},
+        change=Change(status=RunStatus.QUEUED),
         cancel_wins=True,
     )
     assert kept.status is RunStatus.QUEUED
@@ -244,7 +247,7 @@ async def test_list_page_filters_and_paginates_newest_first(db: Database) -> Non
         ids[0],
         action="cancel",
         allowed=(RunStatus.QUEUED,),
-        values={"status": RunStatus.CANCELLED},
+        change=Change(status=RunStatus.CANCELLED),
     )
     page = await runs_store.list_page(db, statuses=[RunStatus.QUEUED], limit=2)
     assert [r.id for r in page.runs] == [ids[4], ids[3]]
@@ -279,3 +282,30 @@ async def test_worker_rows_register_touch_and_unregister(db: Database) -> None:
     assert after["workflows"] == ["a.b"]
     await workers.unregister(db, "w1")
     assert await db.rows(select(table)) == []
+
+
+def test_a_change_writes_only_what_it_sets_and_merges_with_the_later_winning() -> None:
+    from graphrun.storage.records import RunError
+    from graphrun.waits import WaitingOn, WaitKind
+
+    assert Change().columns() == {}
+    assert Change(resume=None, pause_requested=False).columns() == {
+        "resume": None,
+        "pause_requested": False,
+    }
+    wait = WaitingOn(id="i", kind=WaitKind.TIMER)
+    error = RunError(code="node_error", type="KeyError", message="k")
+    columns = Change(
+        status=RunStatus.WAITING, waiting_for=(wait,), error=error, release_lease=True
+    ).columns()
+    assert columns == {
+        "status": RunStatus.WAITING,
+        "waiting_for": [wait.to_json()],
+        "error": error.to_json(),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    merged = Change(status=RunStatus.QUEUED, pause_requested=True).merged(
+        Change(pause_requested=False, checkpoint_id="c")
+    )
+    assert merged == Change(status=RunStatus.QUEUED, pause_requested=False, checkpoint_id="c")
