@@ -1,4 +1,4 @@
-"""The long schemathesis run (RELIABILITY.md R21): every operation, all phases, 100+ examples.
+"""The long schemathesis run (docs/RELIABILITY.md R21): every operation, all phases, 100+ examples.
 
 `make test` runs a short version (tests/acceptance/test_api_fuzz.py); this one takes longer:
 

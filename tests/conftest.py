@@ -23,7 +23,7 @@ from graphrun.storage.schema import metadata
 APPS = Path(__file__).parent / "apps"
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
-#: Test-mode timings (RELIABILITY.md section 5): short leases, fast polling.
+#: Test-mode timings (docs/RELIABILITY.md section 5): short leases, fast polling.
 TEST_TIMINGS: dict[str, Any] = {
     "lease_ttl_s": 2.0,
     "heartbeat_interval_s": 0.5,
@@ -34,7 +34,7 @@ EngineFactory = Callable[..., AbstractAsyncContextManager[Engine]]
 
 
 #: Test folders whose tests run on both databases (``db_url`` is parametrised there).
-BOTH_DATABASES = ("tests/integration", "tests/api", "tests/unit/storage")
+BOTH_DATABASES = ("tests/integration", "tests/api", "tests/unit/storage", "tests/conformance")
 ROOT = Path(__file__).parent.parent
 
 

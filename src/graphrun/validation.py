@@ -2,7 +2,7 @@
 
 Every input, resume value and (later) signal payload passes `check_json` before anything is
 stored, so SQLite and PostgreSQL hold identical state: NaN and Infinity, NUL characters and
-lone surrogates are refused here (RELIABILITY.md bad-input rows 5-7, 11) instead of being
+lone surrogates are refused here (docs/RELIABILITY.md bad-input rows 5-7, 11) instead of being
 silently changed by msgpack or rejected later by PostgreSQL.
 """
 

@@ -17,7 +17,7 @@ from tests.conftest import APPS
 
 LINEAR = APPS / "linear"
 
-#: Test-mode timings for worker processes (RELIABILITY.md section 5, a little faster).
+#: Test-mode timings for worker processes (docs/RELIABILITY.md section 5, a little faster).
 WORKER_ENV = {
     "GRAPHRUN_LEASE_TTL": "1.0",
     "GRAPHRUN_HEARTBEAT_INTERVAL": "0.25",

@@ -1,6 +1,6 @@
 """kill -9 of a worker process at a random node of a 10-node workflow, 20 trials.
 
-Targets (issue 2, RELIABILITY.md R1): runs lost 0; completed nodes re-executed 0; the node in
+Targets (issue 2, docs/RELIABILITY.md R1): runs lost 0; completed nodes re-executed 0; the node in
 flight re-executed at most once; the restarted process finishes with the right final state.
 Side effects are counted in a file each node appends to (``start i`` before its work, ``done
 i`` after); the kill lands on an observed ``start k`` marker, not after a random sleep.
@@ -8,7 +8,6 @@ i`` after); the kill lands on an observed ``start k`` marker, not after a random
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections import Counter
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from graphrun import RunStatus
-from tests.conftest import APPS, EngineFactory
+from tests.conftest import APPS, EngineFactory, eventually
 
 TRIALS = 20
 NODES = 10
@@ -25,12 +24,12 @@ NODES = 10
 
 async def wait_for_line(path: Path, line: str, timeout: float = 60) -> None:
     # The marker is written by another process: there is no event to await, so poll the file.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and line in path.read_text().splitlines():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"{line!r} never appeared in {path}")
+    await eventually(
+        lambda: path.exists() and line in path.read_text().splitlines(),
+        f"{line!r} in {path}",
+        timeout_s=timeout,
+        every_s=0.005,
+    )
 
 
 @pytest.mark.acceptance

@@ -1,4 +1,4 @@
-"""PostgreSQL unreachable for 5 s in the middle of a batch (issue 5, RELIABILITY.md R9).
+"""PostgreSQL unreachable for 5 s in the middle of a batch (issue 5, docs/RELIABILITY.md R9).
 
 Every connection of the test database is terminated again and again for five seconds
 (``pg_terminate_backend``) while a worker executes runs and a client keeps starting more

@@ -18,7 +18,7 @@ import pytest
 
 from graphrun import Engine, Run, RunStatus
 from tests.acceptance.test_crash_recovery import wait_for_line
-from tests.conftest import APPS, EngineFactory
+from tests.conftest import APPS, EngineFactory, eventually
 
 LINEAR = APPS / "linear"
 PRIMITIVES = APPS / "primitives"
@@ -26,10 +26,11 @@ PRIMITIVES = APPS / "primitives"
 
 async def settled(observer: Engine, timeout: float) -> None:
     """Until no run is queued or running (other processes execute them: poll the count)."""
-    deadline = time.monotonic() + timeout
-    while (await observer.list_runs(status=["queued", "running"], limit=1)).runs:
-        assert time.monotonic() < deadline, "runs did not finish in time"
-        await asyncio.sleep(0.2)
+
+    async def none_left() -> bool:
+        return not (await observer.list_runs(status=["queued", "running"], limit=1)).runs
+
+    await eventually(none_left, "every run finished", timeout_s=timeout, every_s=0.2)
 
 
 async def every_run(observer: Engine) -> list[Run]:
@@ -152,10 +153,12 @@ async def test_a_node_running_5x_the_lease_ttl_is_never_taken_over(
 
 async def wait_for_line_count(path: Path, count: int, timeout: float = 120) -> None:
     """Until ``path`` has ``count`` lines (other processes write it: poll the file)."""
-    deadline = time.monotonic() + timeout
-    while not path.exists() or len(path.read_text().splitlines()) < count:
-        assert time.monotonic() < deadline, f"{path} never reached {count} lines"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: path.exists() and len(path.read_text().splitlines()) >= count,
+        f"{path} reaching {count} lines",
+        timeout_s=timeout,
+        every_s=0.05,
+    )
 
 
 def _parse_effects(path: Path) -> dict[str, list[tuple[str, int, int, int, float]]]:

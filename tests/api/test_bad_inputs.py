@@ -1,4 +1,4 @@
-"""RELIABILITY.md bad inputs 1-11 and 33-35 over HTTP: the status code, and nothing changed.
+"""docs/RELIABILITY.md bad inputs 1-11 and 33-35 over HTTP: the status code, and nothing changed.
 
 "Nothing changed" is checked on the database itself: the rows of runs, run events and
 checkpoints are counted before and after each request.

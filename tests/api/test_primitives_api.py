@@ -305,7 +305,7 @@ async def test_schedules_crud_over_http(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("patch", "pointer"),
     [
-        ({"cron": "61 * * * *"}, "/cron"),  # RELIABILITY.md row 24
+        ({"cron": "61 * * * *"}, "/cron"),  # docs/RELIABILITY.md row 24
         ({"cron": "* * *"}, "/cron"),
         ({"cron": "*/0 * * * *"}, "/cron"),
         ({"cron": "0 0 * * 8"}, "/cron"),

@@ -1,4 +1,4 @@
-"""Storage faults over HTTP (RELIABILITY.md R13, R14): 503 + Retry-After, 507, never a bare 500."""
+"""Storage faults over HTTP (docs/RELIABILITY.md R13, R14): 503 + Retry-After, 507, never a bare 500."""
 
 from __future__ import annotations
 

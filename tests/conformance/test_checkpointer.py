@@ -1,7 +1,8 @@
-"""graphrun's checkpointer passes LangGraph's checkpoint conformance suite."""
+"""graphrun's checkpointer passes LangGraph's checkpoint conformance suite, on both databases."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,14 +10,22 @@ from langgraph.checkpoint.conformance import checkpointer_test, validate
 
 from graphrun.storage import open_database
 from graphrun.storage.checkpoints import GraphrunCheckpointer
+from tests.conftest import empty_postgres
 
 
-async def test_checkpointer_passes_langgraph_conformance(tmp_path: Path) -> None:
+async def test_checkpointer_passes_langgraph_conformance(db_url: str, tmp_path: Path) -> None:
     counter = iter(range(1000))
+
+    async def fresh() -> str:
+        """A database of its own for each of the suite's checkpointers."""
+        if db_url.startswith("sqlite"):
+            return f"sqlite:///{tmp_path}/conformance-{next(counter)}.db"
+        await asyncio.to_thread(empty_postgres, db_url)
+        return db_url
 
     @checkpointer_test(name="GraphrunCheckpointer")
     async def factory() -> AsyncIterator[GraphrunCheckpointer]:
-        db = await open_database(f"sqlite:///{tmp_path}/conformance-{next(counter)}.db")
+        db = await open_database(await fresh())
         try:
             yield GraphrunCheckpointer(db)
         finally:

@@ -1,4 +1,4 @@
-"""Every transition of the run lifecycle (DESIGN.md section 2) through the Engine, and a
+"""Every transition of the run lifecycle (docs/DESIGN.md section 2) through the Engine, and a
 conflict for each illegal one."""
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from zoneinfo import ZoneInfo
@@ -14,7 +13,7 @@ from graphrun import Engine, ScheduleNotFound, ValidationFailed, WorkflowNotFoun
 from graphrun.errors import ScheduleExists
 from graphrun.storage import open_database
 from graphrun.storage.schema import schedules
-from tests.conftest import EngineFactory
+from tests.conftest import EngineFactory, eventually
 
 CHAIN_INPUT = {"x": 0, "trail": []}
 
@@ -80,14 +79,19 @@ async def _scheduled_runs(engine: Engine, schedule_id: str) -> list[float]:
     return sorted(float(k.removeprefix(prefix)) for k in keys if k.startswith(prefix))
 
 
+async def _count_at_least(engine: Engine, schedule_id: str, count: int) -> bool:
+    return len(await _scheduled_runs(engine, schedule_id)) >= count
+
+
 async def test_two_engines_fire_each_tick_of_a_one_second_schedule_once(
     make_engine: EngineFactory,
 ) -> None:
     async with make_engine("primitives") as first, make_engine("primitives") as second:
         await first.schedules.create("tick", "primitives.chain", CHAIN_INPUT, every=1)
-        deadline = time.monotonic() + 30
-        while len(await _scheduled_runs(second, "tick")) < 10 and time.monotonic() < deadline:
-            await asyncio.sleep(0.25)  # polling the database: another engine starts these
+        # Polling the database: another engine starts these.
+        await eventually(
+            lambda: _count_at_least(second, "tick", 10), "ten ticks", timeout_s=30, every_s=0.25
+        )
         await first.schedules.delete("tick")
         due = await _scheduled_runs(first, "tick")
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(due)]
@@ -112,9 +116,10 @@ async def test_fires_missed_while_down_fire_once_on_recovery(
     finally:
         await db.close()
     async with make_engine("primitives") as engine:
-        deadline = time.monotonic() + 30
-        while not await _scheduled_runs(engine, "yearly") and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)  # polling the database for the run the loop starts
+        # Polling the database for the run the loop starts.
+        await eventually(
+            lambda: _count_at_least(engine, "yearly", 1), "the missed fire", every_s=0.1
+        )
         assert len(await _scheduled_runs(engine, "yearly")) == 1
         schedule = await engine.schedules.get("yearly")
         assert schedule.next_fire_at.timestamp() > time.time()

@@ -1,8 +1,9 @@
-"""The dependency rule (DESIGN.md section 4), checked on the source."""
+"""The dependency rule (docs/DESIGN.md section 4), checked on the source."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_no_private_modules_of_other_packages_are_imported() -> None:
 
 
 #: Where asking which database this is belongs: the two backends, and the migrations (one
-#: history for both dialects, branching inside, STYLE.md).
+#: history for both dialects, branching inside, docs/STYLE.md).
 MAY_ASK_THE_DIALECT = (SRC / "storage" / "backends", SRC / "storage" / "migrations")
 
 
@@ -186,3 +187,15 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert "graphrun.storage.database" in import_graph()["graphrun.storage.backends.sqlite"]
+
+
+ROOT = SRC.parents[1]
+
+
+def test_every_document_the_code_cites_is_in_the_repository() -> None:
+    cited: set[str] = set()
+    for path in [*SRC.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), ROOT / "README.md"]:
+        cited |= set(re.findall(r"\b((?:[\w-]+/)*[\w-]+\.md)\b", path.read_text()))
+    missing = sorted(c for c in cited if not (ROOT / c).exists())
+    assert missing == []
+    assert "docs/DESIGN.md" in cited

@@ -14,7 +14,7 @@ It runs after `Authenticate`, so an anonymous client cannot make the server pars
 
 Python's ``json`` accepts 3-5 and SQLite would store them, while PostgreSQL refuses them
 and msgpack silently rewrites surrogates to ``?``: rejecting them here keeps both backends'
-state identical (RELIABILITY.md, bad inputs 1-7 and 11). Starlette's own body limit answers
+state identical (docs/RELIABILITY.md, bad inputs 1-7 and 11). Starlette's own body limit answers
 in plain text; this one answers with the API's JSON error body like every other error.
 """
 

@@ -1,4 +1,4 @@
-"""Validating an app's dependency specs before anything is installed (RELIABILITY.md 3.3).
+"""Validating an app's dependency specs before anything is installed (docs/RELIABILITY.md 3.3).
 
 A spec is one PEP 508 requirement pinned with ``==`` to one version, optionally followed by
 the sha256 hashes of the files it may install::
@@ -120,7 +120,7 @@ class _Refused(Exception):
     pass
 
 
-def _pin(  # noqa: C901 - one check per rule, in the order of RELIABILITY.md 3.3
+def _pin(  # noqa: C901 - one check per rule, in the order of docs/RELIABILITY.md 3.3
     spec: object, allow: set[str] | None, allowed_extras: set[str], engine: Mapping[str, str]
 ) -> Pin:
     if not isinstance(spec, str):

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graphrun.backoff import Backoff
 from graphrun.config import Settings
 
 __all__ = ("PARENT_PID_ENV", "AppWorkers", "WorkerSpec")
@@ -28,7 +29,8 @@ logger = logging.getLogger("graphrun.app_workers")
 #: Set for a supervised worker: the supervisor's pid; the worker ends when it is gone.
 PARENT_PID_ENV = "GRAPHRUN_SUPERVISOR_PID"
 
-MAX_BACKOFF_S = 30.0
+FIRST_RESTART_S = 0.5  # seconds before starting a worker that ended badly again
+MAX_BACKOFF_S = 30.0  # seconds at most
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +50,10 @@ class _Child:
     spec: WorkerSpec
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
+    #: Bad ends in a row, and how long to wait after the last before starting it again.
     failures: int = 0
+    retry_after_s: float = 0.0
+    backoff: Backoff = field(default_factory=lambda: Backoff(FIRST_RESTART_S, MAX_BACKOFF_S))
     waiter: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -116,8 +121,7 @@ class AppWorkers:
             return
         child = self._children.setdefault(spec.key, _Child(spec=spec))
         child.spec = spec
-        backoff = min(MAX_BACKOFF_S, 0.5 * 2**child.failures) if child.failures else 0.0
-        if time.monotonic() - child.started_at < backoff:
+        if child.failures and time.monotonic() - child.started_at < child.retry_after_s:
             return
         argv = [str(spec.python), "-m", "graphrun", "worker", "--app", str(spec.folder)]
         argv += ["--grace", str(self.grace_s)]
@@ -129,7 +133,7 @@ class AppWorkers:
                 *argv, env=self._env(), stdin=asyncio.subprocess.DEVNULL, start_new_session=True
             )
         except OSError as exc:  # its Python is gone (an environment removed): try later
-            child.failures += 1
+            _failed(child)
             logger.error("cannot start worker %s: %s", spec.key, exc)
             return
         if self.closing:  # closed while it started: end it now
@@ -148,20 +152,21 @@ class AppWorkers:
             return
         if code == 0 and child.spec.drain:
             child.failures = 0
+            child.backoff.reset()
             logger.info("worker %s drained and ended", child.spec.key)
             return
         if child.spec.drain:  # started again by the next look for old versions, if needed
-            child.failures += 1
+            _failed(child)
             logger.warning("worker %s ended with code %s", child.spec.key, code)
             return
-        child.failures += 1
+        _failed(child)
         logger.warning(
             "worker %s ended with code %s; starting it again (attempt %d)",
             child.spec.key,
             code,
             child.failures,
         )
-        await asyncio.sleep(min(MAX_BACKOFF_S, 0.5 * 2 ** (child.failures - 1)))
+        await asyncio.sleep(child.retry_after_s)
         if not self._closing:
             child.started_at = 0.0
             try:
@@ -202,3 +207,9 @@ class AppWorkers:
                 return
             except TimeoutError:
                 continue
+
+
+def _failed(child: _Child) -> None:
+    """Count one more bad end of ``child`` and choose how long until it starts again."""
+    child.failures += 1
+    child.retry_after_s = child.backoff.next_delay()

@@ -22,6 +22,7 @@ from langgraph.types import Command
 from pydantic_core import to_jsonable_python
 
 from graphrun import errors, validation, waits
+from graphrun.backoff import Backoff
 from graphrun.storage import checkpoints, lifecycle, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import NODE_ERROR, Run, RunError, RunStatus
@@ -296,7 +297,7 @@ class Executor:
             ending = replace(ending, checkpoint_id=taken.root_checkpoint_id)
         change = outcome.change.merged(ending)
 
-        delay = RETRY_FIRST_S
+        backoff = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
         deadline = time.monotonic() + self.settings.lease_ttl_s
         run_after: Run | None = None
         try:
@@ -317,6 +318,7 @@ class Executor:
                         )
                     return run_after
                 except errors.StorageError as exc:
+                    delay = backoff.next_delay()
                     if time.monotonic() + delay > deadline or isinstance(
                         exc, errors.DatabaseClosed
                     ):
@@ -330,7 +332,6 @@ class Executor:
                         )
                         return None
                     await asyncio.sleep(delay)
-                    delay = min(RETRY_MAX_S, delay * 2)
         except (errors.LeaseLost, errors.TransitionConflict) as exc:
             logger.warning(
                 "run %s: %s not recorded: %s",

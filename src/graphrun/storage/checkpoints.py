@@ -1,6 +1,6 @@
 """graphrun's LangGraph checkpointer: checkpoints in the engine's database, fenced by leases.
 
-Why our own saver (DESIGN.md section 6): LangGraph's savers open their own connections (a
+Why our own saver (docs/DESIGN.md section 6): LangGraph's savers open their own connections (a
 second SQLite writer) and nothing in them stops a worker that lost its lease from writing.
 This one writes through the engine's single writer and, when the run is executed by a
 worker, checks the lease epoch in the same transaction as every write.

@@ -30,7 +30,7 @@ __all__ = (
 
 
 class RunStatus(enum.StrEnum):
-    """Where a run is in its lifecycle (DESIGN.md section 2)."""
+    """Where a run is in its lifecycle (docs/DESIGN.md section 2)."""
 
     #: Accepted, waiting for a worker to claim it.
     QUEUED = "queued"

@@ -1,4 +1,4 @@
-"""Dependency specs: RELIABILITY.md section 3.3, bad-input rows 27-32."""
+"""Dependency specs: docs/RELIABILITY.md section 3.3, bad-input rows 27-32."""
 
 from __future__ import annotations
 

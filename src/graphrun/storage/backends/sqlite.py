@@ -1,6 +1,6 @@
 """SQLite: one writer connection with group commit, reader threads, and WAL.
 
-One connection does all of a process's writing (RELIABILITY.md: two writers on one file lock
+One connection does all of a process's writing (docs/RELIABILITY.md: two writers on one file lock
 each other out and expose the WAL-reset bug). Every write is a *job*, a short synchronous
 function over that connection; jobs that arrive together commit together (group commit),
 each in its own savepoint so one job's failure rolls back only that job. Reads use a pool of
@@ -317,7 +317,7 @@ class SQLiteDatabase(Database):
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock up front: a deferred BEGIN that later writes
-            # fails with "database is locked" instead of waiting (RELIABILITY.md finding 4).
+            # fails with "database is locked" instead of waiting (docs/RELIABILITY.md finding 4).
             conn.exec_driver_sql(begin)
 
     # -- dialect pieces ------------------------------------------------------------------

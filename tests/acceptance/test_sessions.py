@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from graphrun.api import create_app
 from tests.conftest import EngineFactory
@@ -24,6 +25,8 @@ def checked_out(engine: Any) -> int:
     return sum(pool.checkedout() for pool in pools.values())
 
 
+@pytest.mark.acceptance
+@pytest.mark.both_databases
 async def test_ten_thousand_requests_with_errors_leave_no_session_behind(
     make_engine: EngineFactory,
 ) -> None:
