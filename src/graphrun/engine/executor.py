@@ -9,6 +9,7 @@ with the step's buffered writes.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 import traceback
@@ -46,6 +47,7 @@ __all__ = (
     "Executor",
     "Handle",
     "Outcome",
+    "StopReason",
     "compile_graph",
     "jsonable",
 )
@@ -62,14 +64,25 @@ def compile_graph(
     return builder.compile(checkpointer=saver.with_allowlist(allowlist_for_graph(builder)))
 
 
+class StopReason(enum.StrEnum):
+    """Why a worker cancelled a run's execution, which decides what the executor records."""
+
+    #: The run was cancelled: it ends ``cancelled``.
+    CANCEL = "cancel"
+    #: The worker is stopping: the run goes back to the queue, to continue elsewhere.
+    SHUTDOWN = "shutdown"
+    #: Another worker holds the run now: nothing more may be written.
+    LEASE_LOST = "lease_lost"
+
+
 @dataclass(eq=False)
 class Handle:
     """A run in flight in this process, as the worker sees it."""
 
     run: Run
     task: asyncio.Task[None] | None = None
-    #: Why the worker cancelled the task: ``cancel``, ``shutdown`` or ``lease_lost``.
-    stop_reason: str | None = None
+    #: Why the worker cancelled the task, if it did.
+    stop_reason: StopReason | None = None
     #: Asks LangGraph to stop at the next step boundary (a pause), after its checkpoint.
     control: RunControl = field(default_factory=RunControl)
 
@@ -86,11 +99,25 @@ def jsonable(value: Any) -> Any:
         return repr(value)
 
 
+#: Where LangGraph's serializer lives: a TypeError raised in it is state it cannot store.
+SERIALIZER_MODULES = "langgraph.checkpoint.serde."
+
+
+def _raised_by_the_serializer(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of LangGraph's serializer (by its frames, not its message)."""
+    frame = exc.__traceback__
+    while frame is not None:
+        if str(frame.tb_frame.f_globals.get("__name__", "")).startswith(SERIALIZER_MODULES):
+            return True
+        frame = frame.tb_next
+    return False
+
+
 def _error_info(exc: BaseException, node: str | None) -> RunError:
     """The stored `RunError` of an exception that failed a run."""
     kind = type(exc).__name__
     code = exc.code if isinstance(exc, errors.GraphrunError) else NODE_ERROR
-    if isinstance(exc, TypeError) and "serializ" in str(exc):
+    if isinstance(exc, TypeError) and _raised_by_the_serializer(exc):
         kind, code = errors.SerializationError.__name__, errors.SerializationError.code
     return RunError(
         code=code,
@@ -500,9 +527,9 @@ def _completed(values: Any) -> Outcome:
     )
 
 
-def _stopped(reason: str) -> Outcome | None:
-    if reason == "cancel":
+def _stopped(reason: StopReason) -> Outcome | None:
+    if reason is StopReason.CANCEL:
         return Outcome("cancel", Change(status=RunStatus.CANCELLED))
-    if reason == "shutdown":
+    if reason is StopReason.SHUTDOWN:
         return Outcome("release", Change(status=RunStatus.QUEUED), cancel_wins=True)
     return None  # lease lost: another worker owns the run now

@@ -33,7 +33,7 @@ from graphrun.storage.runs import Change
 from graphrun.waits import WaitKind
 
 from .core import Core, parse_run_id
-from .executor import jsonable
+from .executor import StopReason, jsonable
 from .notifier import IN_FLIGHT, wait_for_event
 from .worker import Worker
 
@@ -345,7 +345,7 @@ class RunService:
             stopped=Change(status=RunStatus.CANCELLED, resume=None),
             request=Change(cancel_requested=True),
             requested="cancel_requested",
-            tell_worker=lambda worker, rid: worker.stop_run(rid, "cancel"),
+            tell_worker=lambda worker, rid: worker.stop_run(rid, StopReason.CANCEL),
         )
 
     async def pause(self, run_id: str) -> Run:

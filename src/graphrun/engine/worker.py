@@ -24,7 +24,7 @@ from graphrun.storage import lifecycle
 from graphrun.storage import runs as runs_store
 from graphrun.storage import workers as workers_store
 
-from .executor import Executor, Handle
+from .executor import Executor, Handle, StopReason
 from .notifier import wait_for_event
 from .runtime import Runtime
 
@@ -128,7 +128,7 @@ class Worker:
         """Look for queued runs now instead of at the next poll."""
         self._wakeup.set()
 
-    def stop_run(self, run_id: str, reason: str) -> bool:
+    def stop_run(self, run_id: str, reason: StopReason) -> bool:
         """Cancel a run executing here; ``reason`` says what the executor should record."""
         handle = self._active.get(run_id)
         if handle is None:
@@ -166,7 +166,7 @@ class Worker:
                 for waiter in waiters:
                     waiter.cancel()
             for run_id in list(self._active):
-                self.stop_run(run_id, "shutdown")
+                self.stop_run(run_id, StopReason.SHUTDOWN)
             pending = [h.task for h in self._active.values() if h.task is not None]
             if pending:
                 # asyncio.wait, not gather: a cancelled stop must not cancel these again.
@@ -239,7 +239,7 @@ class Worker:
 
     def _spawn(self, run: Run) -> None:
         # Claimed again (its lease had expired): the old execution must write nothing more.
-        self.stop_run(run.id, "lease_lost")
+        self.stop_run(run.id, StopReason.LEASE_LOST)
         handle = Handle(run=run)
         self._active[run.id] = handle
         self._idle.clear()
@@ -297,7 +297,7 @@ class Worker:
             lease = held.get(run_id)
             if lease is None or lease.epoch != handle.run.lease_epoch:
                 # Finished meanwhile, or taken over: either way nothing more may be written.
-                _stop(handle, "lease_lost")
+                _stop(handle, StopReason.LEASE_LOST)
             else:
                 _obey(handle, lease)
         if await lifecycle.requeue_expired(self.db):
@@ -307,12 +307,12 @@ class Worker:
 def _obey(handle: Handle, lease: runs_store.HeldLease) -> None:
     """Act on a cancel or pause asked of a run this worker executes."""
     if lease.cancel_requested:
-        _stop(handle, "cancel")
+        _stop(handle, StopReason.CANCEL)
     elif lease.pause_requested:
         handle.request_pause()
 
 
-def _stop(handle: Handle, reason: str) -> None:
+def _stop(handle: Handle, reason: StopReason) -> None:
     """Cancel one execution, recording why; the first reason given stands."""
     if handle.task is None or handle.task.done() or handle.stop_reason is not None:
         return
