@@ -19,6 +19,7 @@ from typing import Any
 from graphrun.types import INTERRUPT_MARKER
 
 __all__ = (
+    "BREAKPOINT_ID",
     "INTERRUPT_MARKER",
     "AnswerKind",
     "WaitKind",
@@ -26,6 +27,8 @@ __all__ = (
     "answer_kind",
     "answer_payload",
     "asked_kind",
+    "breakpoint_wait",
+    "continues_past_breakpoint",
     "due_answer",
     "input_request",
     "read_wait",
@@ -47,6 +50,9 @@ class WaitKind(enum.StrEnum):
     TIMER = "timer"
     #: A child run's end (`run_workflow`); the child signals its parent.
     WORKFLOW = "workflow"
+    #: A static breakpoint (``interrupt_before``/``interrupt_after``): ``resume`` without
+    #: a value continues, as ``invoke(None)`` does in LangGraph.
+    BREAKPOINT = "breakpoint"
 
     @property
     def takes_signals(self) -> bool:
@@ -65,7 +71,10 @@ class AnswerKind(enum.StrEnum):
     TIMEOUT = "timeout"
 
 
-_WAIT_KINDS = frozenset(k.value for k in WaitKind)
+#: Kinds a node may ask for (a breakpoint is LangGraph's, never a node's).
+_WAIT_KINDS = frozenset(k.value for k in WaitKind if k is not WaitKind.BREAKPOINT)
+#: The id of a breakpoint wait: a run stops at one breakpoint at a time.
+BREAKPOINT_ID = "breakpoint"
 _ANSWER_KINDS = frozenset(k.value for k in AnswerKind)
 
 
@@ -169,6 +178,16 @@ def read_wait(interrupt_id: str, value: Any, jsonable: Callable[[Any], Any]) -> 
         schema=value.get("schema"),
         wake_at=None if wake_at is None else datetime.fromtimestamp(wake_at, UTC),
     )
+
+
+def breakpoint_wait(nodes: Any) -> WaitingOn:
+    """The wait of a run stopped at a static breakpoint, before ``nodes`` run."""
+    return WaitingOn(id=BREAKPOINT_ID, kind=WaitKind.BREAKPOINT, prompt={"nodes": sorted(nodes)})
+
+
+def continues_past_breakpoint(resume: Mapping[str, Any] | None) -> bool:
+    """Whether a run's stored resume answers a breakpoint (LangGraph resumes with None)."""
+    return resume is not None and set(resume) == {BREAKPOINT_ID}
 
 
 # -- answering (storage: signals and timers) --------------------------------------------

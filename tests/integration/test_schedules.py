@@ -60,7 +60,8 @@ async def test_schedule_crud_and_its_checks(make_engine: EngineFactory) -> None:
         with pytest.raises(ValidationFailed):
             await engine.schedules.create("Bad Id", "primitives.chain", CHAIN_INPUT, every=60)
         with pytest.raises(ValidationFailed):
-            await engine.schedules.create("typed", "primitives.chain", {"x": "one"}, every=60)
+            # A value the graph's reducer refuses (LangGraph's own input step fails on it).
+            await engine.schedules.create("typed", "primitives.chain", {"trail": 5}, every=60)
         with pytest.raises(WorkflowNotFound):
             await engine.schedules.create("ghost", "primitives.ghost", {}, every=60)
         assert [s.id for s in await engine.schedules.list_all()] == ["nightly"]

@@ -34,6 +34,22 @@ class OrderState(OrderInput):
     status: NotRequired[str]
 
 
+class OrderLine(BaseModel):
+    """One line of an order, as a caller must send it."""
+
+    sku: str
+    qty: int
+    price: float
+
+
+class Order(BaseModel):
+    """What `fulfil` accepts: stricter than the graph's TypedDict state, which LangGraph
+    itself does not check (the manifest names this model as the workflow's ``input``)."""
+
+    order_id: str
+    items: list[OrderLine]
+
+
 class Approval(BaseModel):
     """A reviewer's answer."""
 

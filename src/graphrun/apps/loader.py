@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langgraph.graph import StateGraph
-from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, TypeAdapter
 
 from graphrun import errors, validation
 
 from .declarative import read_definition
+from .graph_source import CompileOptions, GraphSource, graph_source
+from .input_check import check_context, check_graph_input, describe_input
 from .manifest import SKIPPED_DIRS, AppManifest, WorkflowEntry, read_manifest
 
 __all__ = ("AppFunctions", "LoadedApp", "LoadedWorkflow", "app_files", "code_version", "load_app")
@@ -44,18 +44,40 @@ class LoadedWorkflow:
     #: ``app.workflow``.
     name: str
     app: str
-    builder: StateGraph[Any, Any, Any, Any]
-    #: Validates a run's input; returns it normalized (raises `ValidationFailed`).
+    #: The graph as the app exports it (builder, compiled graph, entrypoint or factory).
+    graph: GraphSource
+    #: The manifest's ``input`` model or the YAML definition's schema: stricter than the
+    #: graph; returns the input normalized (raises `ValidationFailed`). Identity otherwise.
     validate_input: Callable[[Any], Any]
+    #: Documents the input; enforced only when ``input_enforced`` (see `describe_input`).
     input_schema: dict[str, Any]
+    #: Whether ``input_schema`` is a check (a manifest model, a YAML schema) rather than a
+    #: description of what the graph takes.
+    input_enforced: bool
     #: The signals the workflow accepts: ``{name: JSON Schema}``.
     signals: dict[str, dict[str, Any]]
     #: Content hash of the definition: the app's files plus the entry.
     version: str
     #: The app's code version (`code_version`) this workflow version belongs to.
     app_version: str
-    #: ``python`` (a StateGraph in code) or ``yaml``.
+    #: ``python`` (a graph in code) or ``yaml``.
     kind: str
+
+    async def checked_input(
+        self, value: Any, *, config: dict[str, Any] | None = None, context: Any = None
+    ) -> Any:
+        """``value`` checked as LangGraph would and as the manifest asks; what to store.
+
+        Raises:
+            ValidationFailed: The manifest's model, the context schema or LangGraph's input
+                step refuses it; nothing was run.
+        """
+        if value is None and self.graph.builder is not None:
+            value = {}  # no input: a StateGraph starts from an empty state
+        value = self.validate_input(value)
+        check_context(self.graph, context)
+        await check_graph_input(self.graph, value, config=config, context=context)
+        return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,51 +259,39 @@ def _adapter_validator(adapter: TypeAdapter[Any]) -> Callable[[Any], Any]:
     return validate
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def _code_first(
     manifest: AppManifest, entry: WorkflowEntry, functions: AppFunctions
-) -> tuple[StateGraph[Any, Any, Any, Any], Callable[[Any], Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[GraphSource, Callable[[Any], Any], dict[str, Any], dict[str, dict[str, Any]]]:
     assert entry.graph is not None
-    builder = functions.resolve(entry.graph)
-    if isinstance(builder, CompiledStateGraph):
-        raise errors.AppLoadError(
-            manifest.name,
-            entry.graph,
-            "is a compiled graph; export the StateGraph builder (graphrun compiles it with "
-            "its own durable checkpointer)",
-        )
-    if not isinstance(builder, StateGraph):
-        raise errors.AppLoadError(
-            manifest.name, entry.graph, f"is a {type(builder).__name__}, not a LangGraph StateGraph"
-        )
-    input_type: Any = builder.input_schema
+    source = graph_source(
+        functions.resolve(entry.graph), entry.options, app=manifest.name, where=entry.graph
+    )
+    validate: Callable[[Any], Any] = _as_is
+    schema = describe_input(source)
     if entry.input is not None:
-        input_type = functions.resolve(entry.input)
-        if not (isinstance(input_type, type) and issubclass(input_type, BaseModel)):
+        model = functions.resolve(entry.input)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise errors.AppLoadError(
                 manifest.name, entry.input, "input must name a pydantic model class"
             )
-    try:
-        adapter: TypeAdapter[Any] = TypeAdapter(input_type)
-    except Exception as exc:  # pydantic cannot validate this type (typing.TypedDict...)
-        raise errors.AppLoadError(
-            manifest.name, entry.graph, f"its input type cannot be validated: {exc}"
-        ) from exc
-    try:
-        schema = adapter.json_schema()
-    except Exception:  # a type pydantic cannot describe: validate, but publish no schema
-        schema = {}
+        adapter: TypeAdapter[Any] = TypeAdapter(model)
+        validate, schema = _adapter_validator(adapter), adapter.json_schema()
     signals: dict[str, dict[str, Any]] = {}
     for signal, declared in entry.signals:
         if isinstance(declared, dict):
             signals[signal] = declared
             continue
-        model = functions.resolve(declared)
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        signal_model = functions.resolve(declared)
+        if not (isinstance(signal_model, type) and issubclass(signal_model, BaseModel)):
             raise errors.AppLoadError(
                 manifest.name, declared, f"signal {signal!r} must name a pydantic model class"
             )
-        signals[signal] = model.model_json_schema()
-    return builder, _adapter_validator(adapter), schema, signals
+        signals[signal] = signal_model.model_json_schema()
+    return source, validate, schema, signals
 
 
 def _load_workflow(
@@ -291,22 +301,27 @@ def _load_workflow(
         declared = read_definition(
             manifest.root / entry.definition, entry.definition, functions.resolve
         )
-        builder = declared.builder
+        source = graph_source(
+            declared.builder, CompileOptions(), app=manifest.name, where=entry.definition
+        )
         validate: Callable[[Any], Any] = _schema_validator(declared.input_schema)
         schema, signals, kind = declared.input_schema, declared.signals, "yaml"
+        enforced = True
     else:
-        builder, validate, schema, signals = _code_first(manifest, entry, functions)
-        kind = "python"
+        source, validate, schema, signals = _code_first(manifest, entry, functions)
+        kind, enforced = "python", entry.input is not None
+    options = f":{entry.options!r}" if entry.options != CompileOptions() else ""
     version = hashlib.sha256(
         f"{app_version}:{entry.name}:{entry.graph}:{entry.definition}:{entry.input}:"
-        f"{entry.signals!r}".encode()
+        f"{entry.signals!r}{options}".encode()
     )
     return LoadedWorkflow(
         name=f"{manifest.name}.{entry.name}",
         app=manifest.name,
-        builder=builder,
+        graph=source,
         validate_input=validate,
         input_schema=schema,
+        input_enforced=enforced,
         signals=signals,
         version=version.hexdigest()[:32],
         app_version=app_version,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 
 from graphrun import errors
 
+from .graph_source import CompileOptions
 from .requirements import Pin, validate_requirements
 
 __all__ = (
@@ -68,7 +69,8 @@ class WorkflowEntry:
 
     #: Workflow name within the app.
     name: str
-    #: ``module:attr`` of the LangGraph ``StateGraph`` builder (code-first), or None.
+    #: ``module:attr`` of the graph (code-first): a ``StateGraph`` builder, a compiled
+    #: graph, an ``@entrypoint`` or a factory returning one; None for a YAML workflow.
     graph: str | None = None
     #: The declarative YAML file, relative to the app folder, or None.
     definition: str | None = None
@@ -77,6 +79,8 @@ class WorkflowEntry:
     #: The signals the workflow accepts: name to a ``module:attr`` pydantic model, or to an
     #: inline JSON Schema (``{}`` accepts any payload).
     signals: tuple[tuple[str, str | dict[str, Any]], ...] = ()
+    #: Compile options for a builder (``interrupt_before``, ``interrupt_after``, ``name``).
+    options: CompileOptions = field(default_factory=CompileOptions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,7 +137,7 @@ def _workflow(path: Path, name: str, value: Any) -> WorkflowEntry:
             return WorkflowEntry(name=name, definition=_inside(path, f"workflow {name!r}", value))
         return WorkflowEntry(name=name, graph=_check_target(path, f"workflow {name!r}", value))
     if isinstance(value, dict):
-        unknown = set(value) - {"graph", "input", "signals"}
+        unknown = set(value) - {"graph", "input", "signals", *COMPILE_KEYS}
         if unknown:
             raise _fail(path, f"workflow {name!r}: unknown keys {sorted(unknown)}")
         graph = _check_target(path, f"workflow {name!r} graph", value.get("graph"))
@@ -145,8 +149,35 @@ def _workflow(path: Path, name: str, value: Any) -> WorkflowEntry:
             graph=graph,
             input=input_model,
             signals=_signals(path, name, value.get("signals", {})),
+            options=_compile_options(path, name, value),
         )
     raise _fail(path, f"workflow {name!r} must be a 'module:attr' string or a table")
+
+
+#: Compile options a workflow table may set for its builder.
+COMPILE_KEYS = ("interrupt_before", "interrupt_after", "name")
+
+
+def _node_list(path: Path, where: str, value: Any) -> tuple[str, ...] | str | None:
+    if value is None or value == "*":
+        return cast("str | None", value)
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise _fail(path, f'{where} must be a list of node names or "*", got {value!r}')
+
+
+def _compile_options(path: Path, workflow: str, value: dict[str, Any]) -> CompileOptions:
+    where = f"workflow {workflow!r}"
+    name = value.get("name")
+    if name is not None and (not isinstance(name, str) or not name or len(name) > 200):
+        raise _fail(path, f"{where} name must be a non-empty string of up to 200 characters")
+    return CompileOptions(
+        interrupt_before=_node_list(
+            path, f"{where} interrupt_before", value.get("interrupt_before")
+        ),
+        interrupt_after=_node_list(path, f"{where} interrupt_after", value.get("interrupt_after")),
+        name=name,
+    )
 
 
 def _inside(path: Path, where: str, relative: str) -> str:

@@ -50,7 +50,9 @@ _CONTAINERS = (list, set, tuple, dict, deque, frozenset)
 
 
 def allowlist_for_graph(builder: Any) -> Allowlist:
-    """The allow-list for a LangGraph ``StateGraph`` builder's checkpoints."""
+    """The allow-list for a LangGraph ``StateGraph`` builder's checkpoints (None: messages)."""
+    if builder is None:  # a functional-API entrypoint declares no state types
+        return allowlist_for_types(())
     schemas: list[Any] = [builder.state_schema, builder.input_schema, builder.output_schema]
     schemas += [node.input_schema for node in builder.nodes.values()]
     for channel in builder.channels.values():

@@ -25,11 +25,10 @@ from .notifier import ChangeNotifier
 from .runtime import Runtime
 
 if TYPE_CHECKING:
-    from langgraph.graph.state import CompiledStateGraph
-
     from graphrun.storage.checkpoints import GraphrunCheckpointer
 
     from .app_host import AppHost
+    from .graphs import BoundGraph
     from .worker import Worker
 
 __all__ = ("Core", "parse_run_id")
@@ -64,8 +63,8 @@ class Core:
     checkpointer: GraphrunCheckpointer | None = None
     #: This engine's worker, while it runs one.
     worker: Worker | None = None
-    #: The loaded workflows, compiled on the checkpointer.
-    graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = field(default_factory=dict)
+    #: The loaded workflows' graphs, bound to the checkpointer.
+    graphs: dict[str, BoundGraph] = field(default_factory=dict)
 
     @property
     def db(self) -> Database:
@@ -100,21 +99,34 @@ class Core:
         if self.worker is not None:
             self.worker.wake()
 
-    async def validated_input(self, workflow: str, input: Any) -> tuple[str, Any]:
-        """The workflow's current version, and ``input`` validated (and normalized) for it.
+    async def validated_input(
+        self,
+        workflow: str,
+        input: Any,
+        *,
+        config: dict[str, Any] | None = None,
+        context: Any = None,
+    ) -> tuple[str, Any]:
+        """The workflow's current version, and ``input`` checked for it: what to store.
+
+        A workflow loaded here is checked by LangGraph's own input step (with the run's
+        ``config`` and ``context``); one only published by another process, by the schema
+        it published when that schema is a check (a manifest model, a YAML definition).
 
         Raises:
             WorkflowNotFound: No loaded or published workflow has this name.
-            ValidationFailed: The input fails the workflow's schema.
+            ValidationFailed: The input (or context) fails the workflow's checks.
         """
-        if input is None:
-            input = {}
         validation.check_json(input, what="input")
         loaded = self.registry.get(workflow)
         if loaded is not None:
-            return loaded.version, loaded.validate_input(input)
+            checked = await loaded.checked_input(input, config=config, context=context)
+            return loaded.version, checked
         record = await self.published(workflow)
-        validation.validate_with_schema(input, record.input_schema, what="input")
+        if input is None:
+            input = {}
+        if record.input_enforced:
+            validation.validate_with_schema(input, record.input_schema, what="input")
         return record.version, input
 
     async def published(self, workflow: str) -> WorkflowRecord:

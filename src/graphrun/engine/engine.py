@@ -35,7 +35,8 @@ from .app_host import AppHost
 from .app_service import Apps
 from .core import Core
 from .due_loop import DueLoop
-from .executor import Executor, compile_graph
+from .executor import Executor
+from .graphs import bind_graph
 from .keys import ApiKeys
 from .retention import Retention
 from .runs import RunService
@@ -142,7 +143,7 @@ class Engine:
         )
         try:
             core.checkpointer = saver = checkpoints.GraphrunCheckpointer(db)
-            core.graphs = {wf.name: compile_graph(wf.builder, saver) for wf in core.registry}
+            core.graphs = {wf.name: bind_graph(wf.graph, saver) for wf in core.registry}
             if not self.drain:
                 await self._publish(db)
             if self.settings.run_worker and not self.drain:
@@ -167,7 +168,8 @@ class Engine:
                     version=wf.version,
                     app=wf.app,
                     input_schema=wf.input_schema,
-                    graph=core.graphs[wf.name].get_graph().draw_mermaid(),
+                    input_enforced=wf.input_enforced,
+                    graph=core.graphs[wf.name].template.get_graph().draw_mermaid(),
                     signals=wf.signals,
                     app_version=wf.app_version,
                     kind=wf.kind,
@@ -312,10 +314,18 @@ class Engine:
     # -- the common run verbs (see `RunService`) -----------------------------------------
 
     async def start(
-        self, workflow: str, input: Any = None, *, idempotency_key: str | None = None
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: Any = None,
     ) -> Run:
         """Start a run of ``workflow`` with ``input``; see `RunService.start`."""
-        return await self.runs.start(workflow, input, idempotency_key=idempotency_key)
+        return await self.runs.start(
+            workflow, input, idempotency_key=idempotency_key, config=config, context=context
+        )
 
     async def get(self, run_id: str) -> Run:
         """The run with this id; see `RunService.get`."""
@@ -346,10 +356,15 @@ class Engine:
         )
 
     async def resume(
-        self, run_id: str, value: Any = None, *, interrupt_id: str | None = None
+        self,
+        run_id: str,
+        value: Any = None,
+        *,
+        interrupt_id: str | None = None,
+        answers: dict[str, Any] | None = None,
     ) -> Run:
-        """Answer a waiting run's interrupt, or resume a paused run; see `RunService.resume`."""
-        return await self.runs.resume(run_id, value, interrupt_id=interrupt_id)
+        """Answer a waiting run's interrupts, or resume a paused run; see `RunService.resume`."""
+        return await self.runs.resume(run_id, value, interrupt_id=interrupt_id, answers=answers)
 
     async def signal(self, run_id: str, name: str, payload: Any = None) -> SignalSent:
         """Send the signal ``name`` to a run; see `RunService.signal`."""

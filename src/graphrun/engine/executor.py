@@ -30,17 +30,17 @@ from graphrun.storage.records import NODE_ERROR, Run, RunError, RunStatus
 from graphrun.storage.runs import Change
 from graphrun.waits import WaitingOn, WaitKind
 
-from .allowlist import allowlist_for_graph
+from .run_config import execution_config
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from langgraph.graph import StateGraph
-    from langgraph.graph.state import CompiledStateGraph
+    from langgraph.pregel import Pregel
 
     from graphrun.config import Settings
     from graphrun.storage import Database
 
+    from .graphs import BoundGraph
     from .notifier import ChangeNotifier
 
 __all__ = (
@@ -48,20 +48,10 @@ __all__ = (
     "Handle",
     "Outcome",
     "StopReason",
-    "compile_graph",
     "jsonable",
 )
 
 logger = logging.getLogger("graphrun.executor")
-
-RECURSION_LIMIT = 10_000  # super-steps per execution before LangGraph calls it a loop
-
-
-def compile_graph(
-    builder: StateGraph[Any, Any, Any, Any], saver: checkpoints.GraphrunCheckpointer
-) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile an app's builder onto our saver, allowing exactly its state types to load."""
-    return builder.compile(checkpointer=saver.with_allowlist(allowlist_for_graph(builder)))
 
 
 class StopReason(enum.StrEnum):
@@ -176,7 +166,7 @@ class Executor:
         self.on_queued = on_queued
         self._finishing: set[asyncio.Task[Run | None]] = set()
 
-    async def execute(self, handle: Handle, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
+    async def execute(self, handle: Handle, bound: BoundGraph) -> None:
         """Run ``handle.run`` until it waits, ends, fails, or the worker stops it.
 
         Whatever happens, the execution ends in one fenced transition (or, when the lease
@@ -185,7 +175,7 @@ class Executor:
         the mailbox answer at once keeps the run running here, under the same lease.
         """
         while True:
-            after = await self._execute_once(handle, graph)
+            after = await self._execute_once(handle, bound)
             if after is None or not self._continues(after):
                 return
             # A stop asked meanwhile cancels this task at its next await, in `_run`, which
@@ -195,9 +185,7 @@ class Executor:
     def _continues(self, run: Run) -> bool:
         return run.status is RunStatus.RUNNING and run.lease_owner == self.settings.worker_id
 
-    async def _execute_once(
-        self, handle: Handle, graph: CompiledStateGraph[Any, Any, Any, Any]
-    ) -> Run | None:
+    async def _execute_once(self, handle: Handle, bound: BoundGraph) -> Run | None:
         run = handle.run
         if run.pause_requested:
             handle.request_pause()
@@ -208,13 +196,15 @@ class Executor:
             lease_ttl_s=self.settings.lease_ttl_s,
             fresh=run.checkpoint_id is None,
         )
-        config: Any = {
-            "configurable": {"thread_id": run.id, checkpoints.EXECUTION_KEY: execution},
-            "recursion_limit": RECURSION_LIMIT,
-        }
+        config: Any = execution_config(run, execution)
         outcome: Outcome | None
         try:
-            outcome = await self._run(run, graph, config, execution, handle.control)
+            graph = await bound.for_run(execution_config(run))
+        except errors.AppLoadError as exc:  # the app's graph factory failed: so does the run
+            graph, outcome = None, _failed_outcome(exc, None)
+        try:
+            if graph is not None:
+                outcome = await self._run(run, graph, config, execution, handle.control)
         except errors.LeaseLost:
             logger.warning("lease lost on run %s", run.id, extra={"action": "lease_lost"})
             return None
@@ -257,25 +247,21 @@ class Executor:
     async def _run(
         self,
         run: Run,
-        graph: CompiledStateGraph[Any, Any, Any, Any],
+        graph: Pregel[Any, Any, Any, Any],
         config: Any,
         execution: checkpoints.Execution,
         control: RunControl,
     ) -> Outcome:
-        graph_input: Any
-        if run.checkpoint_id is None:
-            graph_input = run.input
-        elif run.resume:
-            graph_input = Command(resume=run.resume)
-        else:
-            graph_input = None  # continue from the last checkpoint
+        graph_input = _graph_input(run)
         interrupted = False
         values: Any = None
         try:
             async for mode, chunk in graph.astream(
                 graph_input,
                 config,
+                context=run.context,
                 stream_mode=["updates", "values"],
+                output_keys=graph.output_channels,
                 durability="sync",
                 control=control,
             ):
@@ -438,9 +424,7 @@ class Executor:
             self.on_timer()
         return after
 
-    async def _waiting(
-        self, run: Run, graph: CompiledStateGraph[Any, Any, Any, Any], config: Any
-    ) -> Outcome:
+    async def _waiting(self, run: Run, graph: Pregel[Any, Any, Any, Any], config: Any) -> Outcome:
         state = await graph.aget_state(config)
         pending: list[WaitingOn] = []
         children: list[runs_store.NewRun] = []
@@ -461,6 +445,8 @@ class Executor:
                 )
             else:
                 pending.append(waits.read_wait(interrupt.id, value, jsonable))
+        if not state.interrupts and state.next:  # stopped at interrupt_before/after
+            pending.append(waits.breakpoint_wait(state.next))
         due = [w.wake_at.timestamp() for w in pending if w.wake_at is not None]
         return Outcome(
             "wait",
@@ -495,7 +481,7 @@ class Executor:
     async def _failed(
         self,
         run: Run,
-        graph: CompiledStateGraph[Any, Any, Any, Any],
+        graph: Pregel[Any, Any, Any, Any],
         config: Any,
         exc: Exception,
     ) -> Outcome:
@@ -506,11 +492,24 @@ class Executor:
         except Exception:  # the error itself may make the state unreadable
             logger.debug("could not read state of failed run %s", run.id, exc_info=True)
         logger.info("run %s failed in %s: %r", run.id, node, exc, extra={"action": "run_failed"})
-        return Outcome(
-            "fail",
-            Change(status=RunStatus.FAILED, error=_error_info(exc, node), waiting_for=None),
-            cancel_wins=True,
-        )
+        return _failed_outcome(exc, node)
+
+
+def _graph_input(run: Run) -> Any:
+    """What the graph is invoked with: the input, the answers, or None to go on."""
+    if run.checkpoint_id is None:
+        return run.input
+    if run.resume and not waits.continues_past_breakpoint(run.resume):
+        return Command(resume=run.resume)
+    return None  # from the last checkpoint (past a breakpoint: LangGraph's invoke(None))
+
+
+def _failed_outcome(exc: BaseException, node: str | None) -> Outcome:
+    return Outcome(
+        "fail",
+        Change(status=RunStatus.FAILED, error=_error_info(exc, node), waiting_for=None),
+        cancel_wins=True,
+    )
 
 
 def _completed(values: Any) -> Outcome:

@@ -35,9 +35,10 @@ from graphrun.waits import WaitKind
 from .core import Core, parse_run_id
 from .executor import StopReason, jsonable
 from .notifier import IN_FLIGHT, wait_for_event
+from .run_config import check_config
 from .worker import Worker
 
-__all__ = ("CAS_RETRIES", "IDEMPOTENCY_KEY_RE", "RunService")
+__all__ = ("CAS_RETRIES", "IDEMPOTENCY_KEY_RE", "RunService", "start_hash")
 
 CAS_RETRIES = 3  # re-reads when a transition loses only on the version
 
@@ -49,17 +50,29 @@ class RunService:
         self._core = core
 
     async def start(
-        self, workflow: str, input: Any = None, *, idempotency_key: str | None = None
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: Any = None,
     ) -> Run:
         """Start a run of ``workflow`` with ``input``; return at once, without waiting for it.
 
-        With an idempotency key, a second start with the same key and input returns the
-        first run instead of starting another.
+        With an idempotency key, a second start with the same key, input, config and
+        context returns the first run instead of starting another.
 
         Args:
             workflow: ``app.workflow``.
-            input: The run's input; validated against the workflow's input schema.
+            input: The run's input, as given to ``graph.invoke``: any subset of the state's
+                keys; checked by LangGraph's own input step (and the manifest's model).
             idempotency_key: Up to 255 printable characters.
+            config: LangGraph config for every execution of the run: ``configurable``
+                values, ``recursion_limit``, ``tags``, ``metadata`` (not ``thread_id`` or
+                checkpoint keys: the run is its own thread).
+            context: The run's ``Runtime.context``, checked against the graph's
+                ``context_schema``.
 
         Returns:
             The run: ``queued``, or ``running`` when this engine's worker took it at once;
@@ -67,20 +80,29 @@ class RunService:
 
         Raises:
             WorkflowNotFound: No loaded or published workflow has this name.
-            ValidationFailed: The input (or key) is invalid; nothing was stored.
-            IdempotencyConflict: The key started a run with a different input.
+            ValidationFailed: The input, config, context (or key) is invalid; nothing was
+                stored.
+            IdempotencyConflict: The key started a run with a different input, config or
+                context.
         """
         if idempotency_key is not None:
             _check_idempotency_key(idempotency_key)
-        version, normalized = await self._core.validated_input(workflow, input)
+        config = check_config(config)
+        if context is not None:
+            validation.check_json(context, what="context")
+        version, normalized = await self._core.validated_input(
+            workflow, input, config=config, context=context
+        )
         new = runs_store.NewRun(
             id=self._core.ids.new(),
             workflow=workflow,
             definition_version=version,
             input=normalized,
-            input_hash=validation.canonical_hash(normalized),
+            input_hash=start_hash(normalized, config, context),
             idempotency_key=idempotency_key,
             lease_ttl_s=self._core.settings.lease_ttl_s,
+            config=config,
+            context=context,
         )
         run, created = await self._core.claiming(
             workflow,
@@ -208,8 +230,8 @@ class RunService:
         """
         run = await self.get(run_id)
         config: Any = {"configurable": {"thread_id": run.id, "checkpoint_ns": ""}}
-        graph = self._core.graphs.get(run.workflow)
-        if graph is None:
+        bound = self._core.graphs.get(run.workflow)
+        if bound is None:
             return [
                 CheckpointRecord(
                     id=t.checkpoint["id"],
@@ -227,6 +249,7 @@ class RunService:
                 )
                 async for t in self._core.saver.alist(config, limit=limit)
             ]
+        graph = bound.template
         snapshots = [s async for s in graph.aget_state_history(config, limit=limit + 1)]
         return [
             CheckpointRecord(
@@ -250,20 +273,28 @@ class RunService:
         return await signals.list_for_run(self._core.db, run.id)
 
     async def resume(
-        self, run_id: str, value: Any = None, *, interrupt_id: str | None = None
+        self,
+        run_id: str,
+        value: Any = None,
+        *,
+        interrupt_id: str | None = None,
+        answers: dict[str, Any] | None = None,
     ) -> Run:
-        """Answer a waiting run's interrupt and queue it to continue.
+        """Answer a waiting run's interrupts and queue it to continue.
 
-        The value is validated against the interrupt's schema first; an invalid value, or a
-        lost race with another resume, changes nothing.
+        Each value is validated against its interrupt's schema first; an invalid value, or
+        a lost race with another resume, changes nothing.
 
         Args:
             run_id: The waiting run.
-            value: The answer (JSON).
-            interrupt_id: Which interrupt to answer; needed only when several are pending.
+            value: The answer (JSON), to its one pending interrupt (or ``interrupt_id``).
+            interrupt_id: Which interrupt ``value`` answers; needed when several are pending.
+            answers: Several answers at once, ``{interrupt_id: value}``, given in one step as
+                LangGraph's ``Command(resume={id: value})`` gives them (instead of ``value``).
 
         A ``paused`` run is resumed too (without a value): it continues from the step
-        boundary where it stopped.
+        boundary where it stopped. A run at a breakpoint (``interrupt_before``/``after``)
+        is resumed without a value, too.
 
         Returns:
             The run, now ``queued``.
@@ -272,12 +303,17 @@ class RunService:
             RunNotFound: No such run.
             TransitionConflict: The run is neither waiting for input nor paused, or another
                 change won the race.
-            StaleInterrupt: The run does not wait on ``interrupt_id``.
-            ValidationFailed: The value fails the interrupt's schema.
+            StaleInterrupt: The run does not wait on ``interrupt_id`` (or an answer's id).
+            ValidationFailed: A value fails its interrupt's schema.
         """
         run = await self.get(run_id)
+        if answers is not None and (value is not None or interrupt_id is not None):
+            raise errors.ValidationFailed(
+                "resume",
+                [{"pointer": "/answers", "message": "give either answers or a value, not both"}],
+            )
         if run.status is RunStatus.PAUSED:
-            if value is not None or interrupt_id is not None:
+            if value is not None or interrupt_id is not None or answers:
                 raise errors.ValidationFailed(
                     "resume",
                     [{"pointer": "/value", "message": "a paused run is resumed without a value"}],
@@ -290,6 +326,56 @@ class RunService:
             )
         if run.status is not RunStatus.WAITING:
             raise errors.TransitionConflict(run.id, "resume", run.status.value)
+        if answers is None:
+            given = {self._pending(run, interrupt_id).id: value}
+        else:
+            if not answers:
+                raise errors.ValidationFailed(
+                    "resume",
+                    [{"pointer": "/answers", "message": "must name at least one interrupt"}],
+                )
+            given = {self._pending(run, key).id: v for key, v in answers.items()}
+        self._check_answers(run, given, several=answers is not None)
+        return await self._requeue(
+            run,
+            action="resume",
+            allowed=(RunStatus.WAITING,),
+            change=Change(resume=given, waiting_for=None),
+            extra_events=[("resume", {"interrupt_id": key}) for key in given],
+        )
+
+    def _check_answers(self, run: Run, given: dict[str, Any], *, several: bool) -> None:
+        """Raise unless every answer fits its wait (several: all problems, by pointer)."""
+        problems: list[dict[str, str]] = []
+        for key, answer in given.items():
+            pending = self._pending(run, key)
+            if pending.kind is WaitKind.BREAKPOINT and answer is not None:
+                raise errors.ValidationFailed(
+                    "resume",
+                    [{"pointer": "/value", "message": "a breakpoint is passed without a value"}],
+                )
+            if pending.kind not in (WaitKind.INPUT, WaitKind.BREAKPOINT):
+                raise errors.TransitionConflict(
+                    run.id, "resume", run.status.value, _not_input(pending)
+                )
+            what = f"answer to {key}" if several else "resume value"
+            try:
+                validation.check_json(answer, what=what)
+                validation.validate_with_schema(answer, pending.schema, what=what)
+            except errors.ValidationFailed as exc:
+                if not several:
+                    raise
+                problems += exc.within(f"answers/{_escaped(key)}").errors
+        if problems:
+            raise errors.ValidationFailed("resume", problems)
+
+    def _pending(self, run: Run, interrupt_id: str | None) -> WaitingOn:
+        """The wait ``interrupt_id`` names (the only one when None).
+
+        Raises:
+            ValidationFailed: No id given while several interrupts are pending.
+            StaleInterrupt: The run does not wait on ``interrupt_id``.
+        """
         if interrupt_id is None:
             if len(run.waiting_for) != 1:
                 raise errors.ValidationFailed(
@@ -297,36 +383,20 @@ class RunService:
                     [
                         {
                             "pointer": "/interrupt_id",
-                            "message": f"the run waits on {len(run.waiting_for)} interrupts; name one",
+                            "message": f"the run waits on {len(run.waiting_for)} interrupts; "
+                            "name one, or answer them all with answers",
                         }
                     ],
                 )
-            pending = run.waiting_for[0]
-        else:
-            matching = [w for w in run.waiting_for if w.id == interrupt_id]
-            if not matching:
-                raise errors.StaleInterrupt(
-                    f"Run {run.id} does not wait on interrupt {interrupt_id!r}.",
-                    run_id=run.id,
-                    interrupt_id=interrupt_id,
-                )
-            pending = matching[0]
-        if pending.kind is not WaitKind.INPUT:
-            raise errors.TransitionConflict(
-                run.id,
-                "resume",
-                run.status.value,
-                _not_input(pending),
+            return run.waiting_for[0]
+        matching = [w for w in run.waiting_for if w.id == interrupt_id]
+        if not matching:
+            raise errors.StaleInterrupt(
+                f"Run {run.id} does not wait on interrupt {interrupt_id!r}.",
+                run_id=run.id,
+                interrupt_id=interrupt_id,
             )
-        validation.check_json(value, what="resume value")
-        validation.validate_with_schema(value, pending.schema, what="resume value")
-        return await self._requeue(
-            run,
-            action="resume",
-            allowed=(RunStatus.WAITING,),
-            change=Change(resume={pending.id: value}, waiting_for=None),
-            extra_events=[("resume", {"interrupt_id": pending.id})],
-        )
+        return matching[0]
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run: at once unless it is running; a running one stops its current step.
@@ -517,7 +587,8 @@ class RunService:
         source = await self.get(run_id)
         if update is not None:
             validation.check_json(update, what="update")
-        graph = self._core.graphs.get(source.workflow)
+        bound = self._core.graphs.get(source.workflow)
+        graph = None if bound is None else bound.template
         if update is not None and graph is None:
             raise errors.WorkflowNotFound(source.workflow, self._core.registry.names())
         config: Any = {"configurable": {"thread_id": source.id, "checkpoint_ns": ""}}
@@ -547,6 +618,8 @@ class RunService:
                 definition_version=source.definition_version,
                 input=source.input,
                 input_hash=source.input_hash,
+                config=source.config,
+                context=source.context,
                 lease_ttl_s=self._core.settings.lease_ttl_s,
                 checkpoint_id=start_from,
                 forked_from=source.id,
@@ -652,3 +725,14 @@ def _check_idempotency_key(key: str) -> None:
                 }
             ],
         )
+
+
+def start_hash(input: Any, config: dict[str, Any] | None, context: Any) -> str:
+    """What an idempotent start compares: the input, and the config and context when given."""
+    if config is None and context is None:
+        return validation.canonical_hash(input)  # as before config and context existed
+    return validation.canonical_hash({"input": input, "config": config, "context": context})
+
+
+def _escaped(key: str) -> str:
+    return validation.pointer((key,))[1:]

@@ -16,7 +16,7 @@ import functools
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from graphrun import errors
 from graphrun.backoff import Backoff
@@ -29,11 +29,11 @@ from .notifier import wait_for_event
 from .runtime import Runtime
 
 if TYPE_CHECKING:
-    from langgraph.graph.state import CompiledStateGraph
-
     from graphrun.config import Settings
     from graphrun.storage import Database
     from graphrun.storage.records import Run
+
+    from .graphs import BoundGraph
 
 __all__ = ("Worker",)
 
@@ -53,7 +53,7 @@ class Worker:
         db: Database,
         settings: Settings,
         executor: Executor,
-        graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]],
+        graphs: dict[str, BoundGraph],
         versions: dict[str, str],
         runtime: Runtime,
     ) -> None:

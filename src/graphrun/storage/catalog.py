@@ -33,6 +33,8 @@ class Publication:
     app_version: str | None = None
     #: ``python`` or ``yaml``.
     kind: str | None = None
+    #: Whether ``input_schema`` checks a start rather than describes the input.
+    input_enforced: bool = True
 
 
 async def publish(db: Database, items: Collection[Publication]) -> None:
@@ -50,6 +52,7 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
                     "signals": stmt.excluded.signals,
                     "app_version": stmt.excluded.app_version,
                     "kind": stmt.excluded.kind,
+                    "input_enforced": stmt.excluded.input_enforced,
                 },
             ),
             [
@@ -62,6 +65,7 @@ async def publish(db: Database, items: Collection[Publication]) -> None:
                     "signals": p.signals,
                     "app_version": p.app_version,
                     "kind": p.kind,
+                    "input_enforced": p.input_enforced,
                 }
                 # In name order: processes publishing together lock the rows in one order.
                 for p in sorted(items, key=lambda p: (p.name, p.version))

@@ -137,6 +137,11 @@ class Run:
     attempts: int = 0
     input_hash: str = field(default="", repr=False)
     resume: dict[str, Any] | None = field(default=None, repr=False)
+    #: The caller's LangGraph config (``configurable``, ``recursion_limit``, ``tags``,
+    #: ``metadata``), given to every execution of the run.
+    config: dict[str, Any] | None = None
+    #: The caller's ``context`` (LangGraph's ``Runtime.context``), if any.
+    context: Any = None
     #: ``created_at`` exactly as stored (the keyset cursor needs the stored value).
     created_ts: float = field(default=0.0, repr=False)
 
@@ -168,6 +173,8 @@ class Run:
             attempts=row["attempts"],
             input_hash=row["input_hash"],
             resume=row["resume"],
+            config=row.get("config"),
+            context=row.get("context"),
             created_ts=row["created_at"],
         )
 
@@ -236,8 +243,11 @@ class WorkflowRecord:
     signals: dict[str, Any] = field(default_factory=dict)
     #: The app version it belongs to (None when published by a graphrun before versions).
     app_version: str | None = None
-    #: ``python`` (a StateGraph in code) or ``yaml``.
+    #: ``python`` (a graph in code) or ``yaml``.
     kind: str | None = None
+    #: Whether ``input_schema`` checks a start (a manifest model, a YAML schema) rather
+    #: than describes what the graph takes (LangGraph's own input step decides that).
+    input_enforced: bool = True
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> WorkflowRecord:
@@ -252,6 +262,7 @@ class WorkflowRecord:
             signals=row["signals"] or {},
             app_version=row.get("app_version"),
             kind=row.get("kind"),
+            input_enforced=row.get("input_enforced") is not False,
         )
 
 

@@ -153,6 +153,9 @@ class NewRun:
     forked_from: str | None = None
     #: For a child run: the run that started it (told when it ends).
     parent_id: str | None = None
+    #: The caller's LangGraph config and context (`Run.config`, `Run.context`).
+    config: dict[str, Any] | None = None
+    context: Any = None
 
 
 def insert_row_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, bool]:
@@ -176,6 +179,8 @@ def insert_row_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, boo
             "checkpoint_id",
             "forked_from",
             "parent_id",
+            "config",
+            "context",
         )
         values: dict[str, Any] = {c: bindparam(c, type_=runs.c[c].type) for c in columns}
         values |= {"status": RunStatus.QUEUED.value, "created_at": now, "updated_at": now}
@@ -204,6 +209,8 @@ def insert_row_in(db: Database, conn: Connection, new: NewRun) -> tuple[Run, boo
         "checkpoint_id": new.checkpoint_id,
         "forked_from": new.forked_from,
         "parent_id": new.parent_id,
+        "config": new.config,
+        "context": new.context,
         "lease_owner": new.claim_for,
         "ttl": new.lease_ttl_s,
     }

@@ -70,6 +70,10 @@ runs = Table(
     Column("waiting_for", JSONType, nullable=True),
     # Resume values not yet consumed by a checkpoint: {interrupt_id: value}.
     Column("resume", JSONType, nullable=True),
+    # The caller's LangGraph config (configurable, recursion_limit, tags, metadata) and
+    # context: given to every execution of the run.
+    Column("config", JSONType, nullable=True),
+    Column("context", JSONType, nullable=True),
     # Compare-and-set counter: every transition bumps it.
     Column("version", Integer, nullable=False, server_default="0"),
     Column("lease_owner", String(128), nullable=True),
@@ -157,6 +161,8 @@ workflows = Table(
     Column("app_version", String(64), nullable=True),
     # "python" (a StateGraph in code) or "yaml".
     Column("kind", String(16), nullable=True),
+    # Whether input_schema checks a start (else it only describes the graph's input).
+    Column("input_enforced", Boolean, nullable=True),
 )
 
 app_versions = Table(

@@ -174,7 +174,7 @@ def test_a_good_file_loads_with_its_schema_and_signals(tmp_path: Path) -> None:
     assert workflow.kind == "yaml"
     assert workflow.input_schema["required"] == ["n"]
     assert workflow.signals == {"go": {}}
-    assert set(workflow.builder.nodes) == {"first", "second"}
+    assert set(workflow.graph.builder.nodes) == {"first", "second"}
 
 
 @pytest.mark.parametrize(

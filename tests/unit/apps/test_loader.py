@@ -38,7 +38,7 @@ def test_missing_attribute_and_wrong_type_are_named(tmp_path: Path) -> None:
     (tmp_path / "graphrun.toml").write_text(
         '[app]\nname = "wrongtype"\n[workflows]\na = "wrongtype.flows:graph"\nb = "wrongtype.flows:nope"\n'
     )
-    with pytest.raises(errors.AppLoadError, match="not a LangGraph StateGraph"):
+    with pytest.raises(errors.AppLoadError, match="name a StateGraph builder, a compiled graph"):
         load_app(tmp_path)
 
 
@@ -64,7 +64,8 @@ def test_a_signal_naming_something_else_than_a_model_is_refused(tmp_path: Path) 
     (pkg / "__init__.py").write_text("")
     (pkg / "flows.py").write_text(
         "from langgraph.graph import StateGraph\nfrom typing_extensions import TypedDict\n"
-        "class S(TypedDict):\n    x: int\ngraph = StateGraph(S)\nNOT_A_MODEL = 42\n"
+        "class S(TypedDict):\n    x: int\ngraph = StateGraph(S)\ngraph.add_node('n', lambda s: s)\n"
+        "graph.set_entry_point('n')\nNOT_A_MODEL = 42\n"
     )
     (tmp_path / "graphrun.toml").write_text(
         '[app]\nname = "sigapp"\n[workflows.a]\ngraph = "sigapp.flows:graph"\n'

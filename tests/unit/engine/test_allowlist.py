@@ -66,7 +66,7 @@ def _builders() -> list[StateGraph[Any, Any, Any, Any]]:
     for folder in [*sorted(p for p in APPS.iterdir() if p.name != "broken"), EXAMPLES / "orders"]:
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
-        builders += [wf.builder for wf in load_app(folder).workflows]
+        builders += [wf.graph.builder for wf in load_app(folder).workflows if wf.graph.builder]
     builder = StateGraph(MessagesState)
     builder.add_node("n", lambda state: state)
     return [*builders, builder]

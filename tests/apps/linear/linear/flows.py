@@ -13,9 +13,17 @@ from collections.abc import Callable
 from typing import NotRequired
 
 from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypedDict
 
 NODES = 10
+
+
+class TenInput(BaseModel):
+    """What a start must give: an integer ``x`` (other keys pass as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+    x: int
 
 
 class State(TypedDict):

@@ -1,0 +1,166 @@
+"""Each program runs under raw LangGraph and under graphrun; a caller must see the same.
+
+The programs are the ``fidelity`` app (tests/apps/fidelity), written the way LangGraph's
+own docs write them. For each case the test compares every stop: the interrupts (values and
+count), a breakpoint, the final output, or the error's type. Cases that touch storage (the
+serializer, the store, recovery) run on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from graphrun import Engine
+from graphrun.apps import read_manifest
+from graphrun.apps.loader import AppFunctions
+from tests.conftest import APPS, EngineFactory
+
+from .harness import All, Breakpoint, Case, Stop, under_graphrun, under_langgraph
+
+APP = APPS / "fidelity"
+
+CASES: dict[str, Case] = {
+    # -- input ----------------------------------------------------------------------------
+    "typing.TypedDict on 3.11, an int for a float": Case(
+        workflow="typed_dict", input={"x": 100, "seen": ["input"]}
+    ),
+    "partial input: no keys": Case(workflow="typed_dict", input={}),
+    "unknown keys are ignored": Case(workflow="typed_dict", input={"x": 1, "nope": 2}),
+    "an untyped value LangGraph does not check": Case(workflow="typed_dict", input={"x": "abc"}),
+    "a non-object input": Case(workflow="typed_dict", input=5),
+    "a reducer refusing its value": Case(workflow="typed_dict", input={"seen": 5}),
+    "pydantic state, an int for a float": Case(workflow="pydantic_state", input={"x": 100}),
+    "pydantic state, a wrong type": Case(workflow="pydantic_state", input={"x": "abc"}),
+    "pydantic state, a required field missing": Case(workflow="pydantic_state", input={}),
+    "dataclass state, a required field missing": Case(workflow="dataclass_state", input={}),
+    "dataclass state, an untyped value": Case(workflow="dataclass_state", input={"x": "abc"}),
+    "RemainingSteps is not asked for": Case(workflow="remaining_steps", input={"n": 1}),
+    # -- messages --------------------------------------------------------------------------
+    "messages as role dicts": Case(
+        workflow="chat", input={"messages": [{"role": "user", "content": "hi"}]}
+    ),
+    "messages as tuples": Case(workflow="chat", input={"messages": [("user", "hi")]}),
+    "messages as a string": Case(workflow="chat", input={"messages": "hi"}),
+    "messages mixed, in their JSON form too": Case(
+        workflow="chat",
+        input={
+            "messages": [
+                "hi",
+                ["ai", "hello"],
+                {"role": "system", "content": "be brief"},
+                {"type": "human", "content": "bye"},
+            ]
+        },
+    ),
+    "a message of an unknown role": Case(
+        workflow="chat", input={"messages": [{"role": "bogus", "content": "hi"}]}
+    ),
+    "a message without content": Case(workflow="chat", input={"messages": [{"role": "user"}]}),
+    "messages of the wrong type": Case(workflow="chat", input={"messages": 5}),
+    "a subclass of MessagesState given only messages": Case(
+        workflow="chat", input={"messages": [("user", "only messages")]}
+    ),
+    # -- graph shapes ----------------------------------------------------------------------
+    "a StateGraph builder": Case(workflow="builder", input={"trail": ["in"]}),
+    "a compiled graph": Case(workflow="compiled", input={"trail": ["in"]}),
+    "a compiled graph with its own checkpointer": Case(
+        workflow="compiled_with_saver", input={"trail": []}, storage=True
+    ),
+    "a compiled graph's interrupt_before": Case(
+        workflow="compiled_breakpoint", input={"trail": []}, answers=(Breakpoint(),)
+    ),
+    "the manifest's interrupt_after": Case(
+        workflow="manifest_breakpoint",
+        input={"trail": []},
+        answers=(Breakpoint(),),
+        compile={"interrupt_after": ["first"]},
+    ),
+    "an @entrypoint with @task and interrupt": Case(
+        workflow="functional", input=[1, 2, 3], answers=("yes",), storage=True
+    ),
+    "an @entrypoint taking a number": Case(workflow="functional_plain", input=20),
+    "an @entrypoint given nothing": Case(workflow="functional_plain", input=None),
+    "a graph factory given the run's config": Case(
+        workflow="factory", input={"trail": []}, config={"configurable": {"extra": "more"}}
+    ),
+    "an async graph factory": Case(workflow="async_factory", input={"trail": []}),
+    # -- output ----------------------------------------------------------------------------
+    "output_schema": Case(workflow="with_output", input={"question": "why"}),
+    "private channels stay out of the output": Case(
+        workflow="with_private", input={"question": "how"}
+    ),
+    # -- config and context ----------------------------------------------------------------
+    "configurable values reach the node": Case(
+        workflow="configurable", input={}, config={"configurable": {"user": "ada"}}
+    ),
+    "a caller's recursion_limit": Case(
+        workflow="looping", input={"n": 0}, config={"recursion_limit": 10}
+    ),
+    "LangGraph's default recursion_limit": Case(workflow="looping", input={"n": 0}),
+    "context as Runtime.context (a dataclass)": Case(
+        workflow="with_context", input={}, context={"user": "ada", "tier": "pro"}
+    ),
+    "context missing a required field": Case(workflow="with_context", input={}, context={}),
+    "context of a pydantic schema, a wrong type": Case(
+        workflow="model_context", input={}, context={"user": "ada", "limit": "lots"}
+    ),
+    # -- interrupts ------------------------------------------------------------------------
+    "two parallel interrupts answered at once": Case(
+        workflow="parallel", input={}, answers=(All(("no", "yes")),), storage=True
+    ),
+    "two parallel interrupts answered one by one": Case(
+        workflow="parallel", input={}, answers=(All(("ok",)), All(("fine",)))
+    ),
+    "interrupts in Send branches": Case(
+        workflow="sends", input={"items": ["a", "b", "c"]}, answers=(All(("1", "2", "3")),)
+    ),
+    "several interrupts in one node": Case(
+        workflow="several_in_one_node", input={}, answers=("ada", 36), storage=True
+    ),
+    "Command(goto=...) from an answer": Case(workflow="command_goto", input={}, answers=("right",)),
+    "a node's own error": Case(workflow="node_error", input={}),
+}
+
+
+def _graph_of(workflow: str) -> Any:
+    manifest = read_manifest(APP)
+    entry = next(e for e in manifest.workflows if e.name == workflow)
+    assert entry.graph is not None
+    return AppFunctions(manifest).resolve(entry.graph)
+
+
+@asynccontextmanager
+async def _engine(make_engine: EngineFactory) -> AsyncIterator[Engine]:
+    async with make_engine(APP) as engine:
+        yield engine
+
+
+async def _compare(make_engine: EngineFactory, case: Case) -> list[Stop]:
+    expected = await under_langgraph(_graph_of(case.workflow), case)
+    async with _engine(make_engine) as engine:
+        actual = await under_graphrun(engine, case)
+    assert actual == expected
+    return actual
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_a_program_runs_as_under_langgraph(make_engine: EngineFactory, name: str) -> None:
+    await _compare(make_engine, CASES[name])
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.storage])
+async def test_a_program_runs_as_under_langgraph_on_postgres(
+    make_engine: EngineFactory, name: str, db_url: str
+) -> None:
+    await _compare(make_engine, CASES[name])
+
+
+def test_the_suite_covers_enough_programs() -> None:
+    assert len(CASES) >= 40
+    assert sys.version_info >= (3, 11)
