@@ -85,6 +85,7 @@ __all__ = (
     "StorageError",
     "StorageFull",
     "StorageIOError",
+    "SyncCallOnLoop",
     "TransitionConflict",
     "Unauthenticated",
     "UnsupportedMediaType",
@@ -479,6 +480,16 @@ class NodeTimeout(GraphrunError, TimeoutError):
     def __init__(self, node: str, seconds: float) -> None:
         super().__init__(f"Node {node!r} did not finish within {seconds:g} s.", seconds=seconds)
         self.node = node
+
+
+class SyncCallOnLoop(GraphrunError, RuntimeError):
+    """A blocking call was made on the engine's event loop, where it would wait for itself.
+
+    A sync checkpointer or store method waits for the engine's loop: call the async method
+    there, or make the node a plain ``def`` (LangGraph runs it in a thread).
+    """
+
+    code = "sync_call_on_loop"
 
 
 class SerializationError(GraphrunError):

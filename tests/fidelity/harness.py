@@ -13,15 +13,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
-from pydantic_core import to_jsonable_python
 
 from graphrun import Engine, RunStatus, ValidationFailed
+from graphrun.engine.state_json import state_json
 
 __all__ = ("All", "Breakpoint", "Case", "Stop", "under_graphrun", "under_langgraph")
 
@@ -63,20 +62,19 @@ class Stop:
 
 
 def normalized(value: Any) -> Any:
-    """The JSON form of ``value``, message ids left out (LangChain makes them at random)."""
-    if isinstance(value, BaseMessage):
-        value = value.model_dump()
+    """The JSON view of ``value`` (graphrun's `state_json`), message ids left out."""
+    return _without_message_ids(state_json(value))
+
+
+def _without_message_ids(value: Any) -> Any:
     if isinstance(value, dict):
         is_message = "content" in value and "type" in value
-        return {k: normalized(v) for k, v in value.items() if not (is_message and k == "id")}
-    if isinstance(value, list | tuple):
-        return [normalized(v) for v in value]
-    if isinstance(value, bytes):
-        return {"$bytes": value.hex()}
-    try:
-        return to_jsonable_python(value)
-    except Exception:
-        return repr(value)
+        return {
+            k: _without_message_ids(v) for k, v in value.items() if not (is_message and k == "id")
+        }
+    if isinstance(value, list):
+        return [_without_message_ids(v) for v in value]
+    return value
 
 
 def _key(value: Any) -> str:

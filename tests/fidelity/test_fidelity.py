@@ -9,8 +9,7 @@ serializer, the store, recovery) run on PostgreSQL too.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -124,6 +123,28 @@ CASES: dict[str, Case] = {
     ),
     "Command(goto=...) from an answer": Case(workflow="command_goto", input={}, answers=("right",)),
     "a node's own error": Case(workflow="node_error", input={}),
+    # -- subgraphs -------------------------------------------------------------------------
+    "a sync node calling subgraph.invoke()": Case(
+        workflow="sync_invoke", input={"value": 1}, storage=True
+    ),
+    "an interrupt inside a subgraph a sync node invokes": Case(
+        workflow="sync_invoke_interrupt", input={"value": 1}, answers=("yes",), storage=True
+    ),
+    "a compiled subgraph as a node, with an interrupt": Case(
+        workflow="as_node", input={"value": 2}, answers=("sure",)
+    ),
+    "Command(graph=Command.PARENT)": Case(workflow="to_parent", input={"value": 5}),
+    "get_stream_writer() in a node": Case(workflow="stream_writer", input={}),
+    # -- state values ----------------------------------------------------------------------
+    "the app's own model and dataclass in untyped fields, across a wait": Case(
+        workflow="app_types", input={}, answers=("yes",), storage=True, restart=True
+    ),
+    "a 50,000-item list, a 1.5 MB string, bytes and NaN in the final state": Case(
+        workflow="large_state", input={}, storage=True
+    ),
+    "datetimes, UUIDs, Decimals and sets across a wait": Case(
+        workflow="typed_values", input={}, answers=("go",), storage=True, restart=True
+    ),
 }
 
 
@@ -134,16 +155,17 @@ def _graph_of(workflow: str) -> Any:
     return AppFunctions(manifest).resolve(entry.graph)
 
 
-@asynccontextmanager
-async def _engine(make_engine: EngineFactory) -> AsyncIterator[Engine]:
-    async with make_engine(APP) as engine:
-        yield engine
-
-
 async def _compare(make_engine: EngineFactory, case: Case) -> list[Stop]:
     expected = await under_langgraph(_graph_of(case.workflow), case)
-    async with _engine(make_engine) as engine:
-        actual = await under_graphrun(engine, case)
+    async with AsyncExitStack() as stack:
+        engine = await stack.enter_async_context(make_engine(APP))
+
+        async def reopen() -> Engine:
+            """A new engine on the same database: the state must come back from it."""
+            await stack.aclose()
+            return await stack.enter_async_context(make_engine(APP))
+
+        actual = await under_graphrun(engine, case, reopen if case.restart else None)
     assert actual == expected
     return actual
 

@@ -72,6 +72,7 @@ PINNED = (
     "StorageError",
     "StorageFull",
     "StorageIOError",
+    "SyncCallOnLoop",
     "TransitionConflict",
     "Unauthenticated",
     "UnsupportedMediaType",

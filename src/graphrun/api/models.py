@@ -70,13 +70,27 @@ class StartRunIn(_In):
     )
 
     workflow: str = Field(pattern=WORKFLOW_NAME, max_length=127, examples=["orders.fulfil"])
-    input: Any = Field(default=None, description="The run's input; defaults to `{}`.")
+    input: Any = Field(
+        default=None,
+        description="The run's input, as `graph.invoke` takes it: any subset of the state's "
+        "keys, messages in any form LangGraph accepts; defaults to `{}`.",
+    )
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="LangGraph config for every execution of the run: `configurable` "
+        "values, `recursion_limit`, `tags`, `metadata` (not `thread_id` nor checkpoint keys).",
+    )
+    context: Any = Field(
+        default=None,
+        description="The run's `Runtime.context`, checked against the graph's `context_schema`.",
+    )
     idempotency_key: str | None = Field(
         default=None,
         min_length=1,
         max_length=255,
         pattern=IDEMPOTENCY_KEY,
-        description="A second start with the same key and input returns the first run.",
+        description="A second start with the same key, input, config and context returns "
+        "the first run.",
     )
 
 
@@ -89,6 +103,12 @@ class ResumeIn(_In):
         min_length=1,
         max_length=128,
         description="Which interrupt to answer; needed only when several are pending.",
+    )
+    answers: dict[str, Any] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Several answers in one step, `{interrupt_id: value}` (instead of "
+        "`value`), as LangGraph's `Command(resume={id: value})`.",
     )
 
 
@@ -181,7 +201,7 @@ class WaitingOnOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     id: str
-    kind: str = Field(description="`input`, `signal` or `timer`.")
+    kind: str = Field(description="`input`, `signal`, `timer`, `workflow` or `breakpoint`.")
     name: str | None = Field(default=None, description="For signals: the signal's name.")
     prompt: Any = None
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
@@ -210,6 +230,8 @@ class RunOut(BaseModel):
     parent_id: str | None = Field(
         default=None, description="The run whose workflow node started this one (a child run)."
     )
+    config: dict[str, Any] | None = Field(default=None, description="The caller's config.")
+    context: Any = Field(default=None, description="The caller's context.")
 
 
 class RunPageOut(BaseModel):

@@ -89,6 +89,8 @@ class LoadedApp:
     #: Content hash of every file of the app (`code_version`).
     version: str
     functions: AppFunctions
+    #: The app's own modules this process imported (their classes may load from state).
+    modules: tuple[str, ...] = ()
 
 
 class AppFunctions:
@@ -352,5 +354,19 @@ def load_app(folder: str | Path) -> LoadedApp:
         raise errors.DefinitionError(problems)
     _check_fresh(manifest, functions)
     return LoadedApp(
-        manifest=manifest, workflows=tuple(workflows), version=version, functions=functions
+        manifest=manifest,
+        workflows=tuple(workflows),
+        version=version,
+        functions=functions,
+        modules=_app_modules(manifest.root),
     )
+
+
+def _app_modules(root: Path) -> tuple[str, ...]:
+    """The names of the imported modules whose files lie in the app folder."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve().is_relative_to(root):
+            found.append(name)
+    return tuple(sorted(found))

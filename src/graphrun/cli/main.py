@@ -61,14 +61,32 @@ def run_command(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Start at most one run per key.")
     ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            help='LangGraph config, as JSON: {"configurable": {...}, "recursion_limit": 50}.',
+        ),
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="The run's Runtime.context, as JSON.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a run and execute it here until it finishes or waits, showing each node."""
     value = parse_json(input, "--input")
+    run_config = None if config is None else parse_json(config, "--config")
+    run_context = None if context is None else parse_json(context, "--context")
 
     async def main() -> int:
         async with make_engine(database, apps) as engine:
-            run = await engine.start(workflow, value, idempotency_key=idempotency_key)
+            run = await engine.start(
+                workflow,
+                value,
+                idempotency_key=idempotency_key,
+                config=run_config,
+                context=run_context,
+            )
             if not as_json:
                 console.print(f"run [bold]{run.id}[/] of {workflow}")
             run = await follow(engine, run.id, quiet=as_json)

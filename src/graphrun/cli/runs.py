@@ -127,6 +127,10 @@ def resume(
     run_id: RunId,
     value: Annotated[str, typer.Option("--value", "-v", help="The answer, as JSON.")] = "null",
     interrupt_id: Annotated[str | None, typer.Option(help="Which interrupt to answer.")] = None,
+    answers: Annotated[
+        str | None,
+        typer.Option(help='Several answers at once, as JSON: {"<interrupt id>": value, ...}.'),
+    ] = None,
     apps: AppsOption = None,
     database: DbOption = None,
     as_json: JsonOption = False,
@@ -136,7 +140,17 @@ def resume(
     With --app, execute it here until it next waits or ends.
     """
     parsed = parse_json(value, "--value")
-    _steer("resume", run_id, database, apps, as_json, value=parsed, interrupt_id=interrupt_id)
+    several = None if answers is None else parse_json(answers, "--answers")
+    _steer(
+        "resume",
+        run_id,
+        database,
+        apps,
+        as_json,
+        value=parsed,
+        interrupt_id=interrupt_id,
+        answers=several,
+    )
 
 
 @app.command("cancel")

@@ -23,7 +23,13 @@ from langchain_core import messages as lc_messages
 from pydantic import BaseModel
 from typing_extensions import get_type_hints, is_typeddict
 
-__all__ = ("MESSAGE_CLASSES", "Allowlist", "allowlist_for_graph", "allowlist_for_types")
+__all__ = (
+    "MESSAGE_CLASSES",
+    "Allowlist",
+    "allowlist_for_graph",
+    "allowlist_for_modules",
+    "allowlist_for_types",
+)
 
 #: ``(module, class name)`` pairs a checkpoint may rebuild.
 Allowlist = set[tuple[str, ...]]
@@ -58,6 +64,27 @@ def allowlist_for_graph(builder: Any) -> Allowlist:
     for channel in builder.channels.values():
         schemas += [getattr(channel, "ValueType", None), getattr(channel, "UpdateType", None)]
     return allowlist_for_types(schemas)
+
+
+def allowlist_for_modules(names: Iterable[str]) -> Allowlist:
+    """The data classes the app's own modules define: pydantic models, dataclasses, enums.
+
+    A value of one of them in an untyped field (``Any``, ``dict``) comes back with its type
+    after a wait, as under LangGraph; a class from any other module still never loads.
+    """
+    allowed: Allowlist = set()
+    for name in names:
+        module = sys.modules.get(name)
+        for value in list(vars(module).values()) if module is not None else ():
+            if not isinstance(value, type) or value.__module__ != name:
+                continue
+            if (
+                _is_pydantic_model(value)
+                or dataclasses.is_dataclass(value)
+                or issubclass(value, Enum)
+            ):
+                allowed.add((name, value.__name__))
+    return allowed
 
 
 def allowlist_for_types(schemas: Iterable[Any]) -> Allowlist:

@@ -143,7 +143,11 @@ class Engine:
         )
         try:
             core.checkpointer = saver = checkpoints.GraphrunCheckpointer(db)
-            core.graphs = {wf.name: bind_graph(wf.graph, saver) for wf in core.registry}
+            core.graphs = {
+                wf.name: bind_graph(wf.graph, saver, app_modules=app.modules)
+                for app in core.registry.apps()
+                for wf in app.workflows
+            }
             if not self.drain:
                 await self._publish(db)
             if self.settings.run_worker and not self.drain:

@@ -31,6 +31,7 @@ from graphrun.storage.runs import Change
 from graphrun.waits import WaitingOn, WaitKind
 
 from .run_config import execution_config
+from .state_json import state_json
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -514,10 +515,9 @@ def _failed_outcome(exc: BaseException, node: str | None) -> Outcome:
 
 def _completed(values: Any) -> Outcome:
     try:
-        output = to_jsonable_python(values)
-        validation.check_json(output, what="final state")
-    except (errors.ValidationFailed, ValueError, TypeError) as exc:
-        error = _error_info(errors.SerializationError(f"Final state is not JSON: {exc}"), None)
+        output = state_json(values)
+    except RecursionError as exc:
+        error = _error_info(errors.SerializationError(f"Final state nests too deep: {exc}"), None)
         return Outcome("fail", Change(status=RunStatus.FAILED, error=error), cancel_wins=True)
     return Outcome(
         "complete",

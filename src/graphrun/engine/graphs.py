@@ -7,10 +7,11 @@ run's config, as LangGraph's server calls graph factories; every other shape is 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .allowlist import allowlist_for_graph
+from .allowlist import allowlist_for_graph, allowlist_for_modules
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -39,9 +40,19 @@ class BoundGraph:
         return await self.source.build(config, self.checkpointer, self.store)
 
 
-def bind_graph(source: GraphSource, saver: GraphrunCheckpointer, store: Any = None) -> BoundGraph:
-    """Bind a workflow's graph to ``saver`` (allowing exactly its state types) and ``store``."""
-    checkpointer = saver.with_allowlist(allowlist_for_graph(source.builder))
+def bind_graph(
+    source: GraphSource,
+    saver: GraphrunCheckpointer,
+    store: Any = None,
+    app_modules: Iterable[str] = (),
+) -> BoundGraph:
+    """Bind a workflow's graph to ``saver`` and ``store``.
+
+    Its checkpoints may rebuild the types its state declares and the data classes its
+    app's own modules define, nothing else.
+    """
+    allowed = allowlist_for_graph(source.builder) | allowlist_for_modules(app_modules)
+    checkpointer = saver.with_allowlist(allowed)
     return BoundGraph(
         source=source,
         checkpointer=checkpointer,

@@ -33,9 +33,10 @@ from graphrun.storage.runs import Change
 from graphrun.waits import WaitKind
 
 from .core import Core, parse_run_id
-from .executor import StopReason, jsonable
+from .executor import StopReason
 from .notifier import IN_FLIGHT, wait_for_event
 from .run_config import check_config
+from .state_json import state_json
 from .worker import Worker
 
 __all__ = ("CAS_RETRIES", "IDEMPOTENCY_KEY_RE", "RunService", "start_hash")
@@ -239,7 +240,7 @@ class RunService:
                     nodes=(),
                     next=(),
                     created_at=_iso(t.checkpoint.get("ts")),
-                    state=jsonable(
+                    state=state_json(
                         {
                             k: v
                             for k, v in t.checkpoint["channel_values"].items()
@@ -258,7 +259,7 @@ class RunService:
                 nodes=tuple(snapshots[i + 1].next) if i + 1 < len(snapshots) else (),
                 next=tuple(s.next),
                 created_at=_iso(s.created_at),
-                state=jsonable(s.values),
+                state=state_json(s.values),
             )
             for i, s in enumerate(snapshots[:limit])
         ]

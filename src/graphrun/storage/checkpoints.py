@@ -14,10 +14,12 @@ conformance suite) every call is its own transaction.
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import random
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -34,6 +36,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import and_, delete, insert, select, tuple_
+
+from graphrun import errors
 
 from . import events
 from . import runs as runs_store
@@ -54,6 +58,8 @@ __all__ = (
     "flush",
     "strict_serializer",
 )
+
+T = TypeVar("T")
 
 #: How LangGraph's task path for its own input-mapping task ends.
 START_TASK = "__start__"
@@ -192,12 +198,78 @@ def _before_app_code(metadata: CheckpointMetadata, pending: list[dict[str, Any]]
 class GraphrunCheckpointer(BaseCheckpointSaver[str]):
     """A LangGraph checkpoint saver on graphrun's `Database`, fenced by run leases.
 
-    Only the async interface is implemented: graphrun runs graphs asynchronously.
+    graphrun runs graphs asynchronously. The sync methods exist for sync nodes that call a
+    subgraph's ``invoke()`` from their worker thread: as LangGraph's async savers do, they
+    hand the work to the loop the saver was made on and wait for it there. Called on that
+    loop itself they would deadlock, so they refuse instead.
     """
 
     def __init__(self, db: Database, *, serde: JsonPlusSerializer | None = None) -> None:
         super().__init__(serde=serde or strict_serializer())
         self.db = db
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # made outside a loop: only the async methods can be used
+            self.loop = None
+
+    # -- the sync interface (from a node's thread) ----------------------------------------
+
+    def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self.loop is None or running is self.loop:
+            work.close()
+            raise errors.SyncCallOnLoop(
+                "A sync checkpointer call was made on the engine's event loop, where it "
+                "would wait for itself: use the async method (ainvoke, aget_state...), or "
+                "make the node a plain def so that LangGraph runs it in a thread."
+            )
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """`aget_tuple`, from a thread other than the engine's loop."""
+        return self._on_loop(self.aget_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """`alist`, from a thread other than the engine's loop."""
+
+        async def collect() -> builtins.list[CheckpointTuple]:
+            return [t async for t in self.alist(config, filter=filter, before=before, limit=limit)]
+
+        yield from self._on_loop(collect())
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """`aput`, from a thread other than the engine's loop."""
+        return self._on_loop(self.aput(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """`aput_writes`, from a thread other than the engine's loop."""
+        self._on_loop(self.aput_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        """`adelete_thread`, from a thread other than the engine's loop."""
+        self._on_loop(self.adelete_thread(thread_id))
 
     # -- writing -------------------------------------------------------------------------
 
@@ -416,18 +488,18 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         if limit is not None and not filter:
             query = query.limit(limit)
 
-        def read(conn: Connection) -> list[CheckpointTuple]:
+        def read(conn: Connection) -> builtins.list[CheckpointTuple]:
             rows = list(conn.execute(query).mappings())
             if filter:
                 rows = [r for r in rows if _matches(self._metadata(r), filter)]
                 if limit is not None:
                     rows = rows[:limit]
-            by_thread: dict[str, list[tuple[str, str]]] = {}
+            by_thread: dict[str, builtins.list[tuple[str, str]]] = {}
             for r in rows:
                 by_thread.setdefault(r["thread_id"], []).append(
                     (r["checkpoint_ns"], r["checkpoint_id"])
                 )
-            writes: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+            writes: dict[tuple[str, str, str], builtins.list[dict[str, Any]]] = {}
             for thread_id, keys in by_thread.items():
                 for key, found in self._writes_for(conn, thread_id, keys).items():
                     writes[(thread_id, *key)] = found
@@ -443,9 +515,9 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
 
     def _writes_for(
         self, conn: Connection, thread_id: str, keys: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    ) -> dict[tuple[str, str], builtins.list[dict[str, Any]]]:
         keys = list(keys)
-        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        found: dict[tuple[str, str], builtins.list[dict[str, Any]]] = {}
         # Primary-key prefix (thread_id, checkpoint_ns, checkpoint_id): one indexed query.
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
@@ -467,12 +539,12 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
         loaded: CheckpointMetadata = self.serde.loads_typed((row["metadata_type"], row["metadata"]))
         return loaded
 
-    def _tuple(self, row: Any, writes: list[dict[str, Any]]) -> CheckpointTuple:
+    def _tuple(self, row: Any, writes: builtins.list[dict[str, Any]]) -> CheckpointTuple:
         thread_id, ns = row["thread_id"], row["checkpoint_ns"]
         ordered = sorted(
             writes, key=lambda w: writes_sort_key(w["task_path"], w["task_id"], w["idx"])
         )
-        pending: list[PendingWrite] = [
+        pending: builtins.list[PendingWrite] = [
             (w["task_id"], w["channel"], self.serde.loads_typed((w["type"], w["value"])))
             for w in ordered
         ]

@@ -196,6 +196,8 @@ class Run:
             "attempts": self.attempts,
             "forked_from": self.forked_from,
             "parent_id": self.parent_id,
+            "config": self.config,
+            "context": self.context,
         }
 
 

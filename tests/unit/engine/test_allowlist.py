@@ -13,7 +13,11 @@ from pydantic import BaseModel
 from typing_extensions import TypedDict
 
 from graphrun.apps.loader import load_app
-from graphrun.engine.allowlist import allowlist_for_graph, allowlist_for_types
+from graphrun.engine.allowlist import (
+    allowlist_for_graph,
+    allowlist_for_modules,
+    allowlist_for_types,
+)
 from tests.conftest import APPS, EXAMPLES
 
 
@@ -79,3 +83,12 @@ def test_allowlist_for_graph_equals_langgraphs_for_every_test_app() -> None:
         schemas = [builder.state_schema, builder.input_schema, builder.output_schema]
         schemas += [node.input_schema for node in builder.nodes.values()]
         assert allowlist_for_graph(builder) == _reference(schemas, builder.channels)
+
+
+def test_an_apps_own_modules_allow_their_data_classes_and_nothing_they_import() -> None:
+    (app,) = [load_app(APPS / "fidelity")]
+    allowed = allowlist_for_modules(app.modules)
+    assert ("fidelity.values", "Invoice") in allowed  # a pydantic model the app defines
+    assert ("fidelity.values", "Parcel") in allowed  # a dataclass
+    assert not any(module.startswith(("pydantic", "langgraph", "typing")) for module, *_ in allowed)
+    assert all(module.startswith("fidelity") for module, *_ in allowed)

@@ -35,6 +35,9 @@ from graphrun.storage.records import Run, RunStatus
 
 from ._params import EngineDep, RunId
 
+#: Start body fields whose problems `ValidationFailed` reports relative to the field.
+BODY_FIELDS = frozenset({"input", "config", "context"})
+
 __all__ = (
     "cancel_run",
     "fork_run",
@@ -98,9 +101,15 @@ async def start_run(body: StartRunIn, engine: EngineDep) -> dict[str, Any]:
     with a different input it is refused (409 ``idempotency_key_reused``).
     """
     try:
-        run = await engine.start(body.workflow, body.input, idempotency_key=body.idempotency_key)
+        run = await engine.start(
+            body.workflow,
+            body.input,
+            idempotency_key=body.idempotency_key,
+            config=body.config,
+            context=body.context,
+        )
     except errors.ValidationFailed as exc:
-        raise exc.within("input") if exc.what == "input" else exc from None
+        raise exc.within(exc.what) if exc.what in BODY_FIELDS else exc from None
     return run.to_json()
 
 
@@ -177,7 +186,9 @@ async def resume_run(run_id: RunId, body: ResumeIn, engine: EngineDep) -> dict[s
     from the step boundary where it stopped.
     """
     try:
-        run = await engine.resume(str(run_id), body.value, interrupt_id=body.interrupt_id)
+        run = await engine.resume(
+            str(run_id), body.value, interrupt_id=body.interrupt_id, answers=body.answers
+        )
     except errors.ValidationFailed as exc:
         raise exc.within("value") if exc.what == "resume value" else exc from None
     return run.to_json()
