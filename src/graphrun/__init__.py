@@ -75,6 +75,7 @@ from graphrun.storage.records import (
     WorkflowRecord,
 )
 from graphrun.storage.retention import PurgeReport, RetentionStats
+from graphrun.storage.store import GraphrunStore
 from graphrun.waits import WaitKind
 
 __all__ = (
@@ -97,6 +98,7 @@ __all__ = (
     "Engine",
     "EventRecord",
     "GraphrunError",
+    "GraphrunStore",
     "IdempotencyConflict",
     "InstallFailed",
     "InstallResult",

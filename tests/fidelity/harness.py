@@ -20,7 +20,7 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from graphrun import Engine, RunStatus, ValidationFailed
-from graphrun.engine.state_json import state_json
+from graphrun.state_json import state_json
 
 __all__ = ("All", "Breakpoint", "Case", "Stop", "under_graphrun", "under_langgraph")
 

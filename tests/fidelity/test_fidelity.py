@@ -142,6 +142,19 @@ CASES: dict[str, Case] = {
     "a 50,000-item list, a 1.5 MB string, bytes and NaN in the final state": Case(
         workflow="large_state", input={}, storage=True
     ),
+    # -- the store -------------------------------------------------------------------------
+    "a store parameter, runtime.store and get_store(), across a restart": Case(
+        workflow="memory", input={"user": "ada"}, answers=("hello",), storage=True, restart=True
+    ),
+    "config and context given again after a wait and a restart": Case(
+        workflow="after_wait",
+        input={},
+        answers=("me",),
+        config={"configurable": {"user": "u-1"}, "tags": ["t"]},
+        context={"user": "grace"},
+        storage=True,
+        restart=True,
+    ),
     "datetimes, UUIDs, Decimals and sets across a wait": Case(
         workflow="typed_values", input={}, answers=("go",), storage=True, restart=True
     ),

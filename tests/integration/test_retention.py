@@ -266,3 +266,18 @@ async def test_a_retried_run_leaves_the_failed_totals_and_is_counted_again_when_
     assert by_status(failed) == {"failed": 1}
     assert by_status(done) == {"completed": 1}  # not failed any more, not counted twice
     assert done.tables == truth
+
+
+async def test_a_purge_deletes_store_items_whose_ttl_ran_out(make_engine: EngineFactory) -> None:
+    async with make_engine(run_worker=False) as engine:
+        await engine.store.aput(("app", "cache"), "old", {"v": 1}, ttl=-1)
+        await engine.store.aput(("app", "cache"), "new", {"v": 2}, ttl=60)
+        await engine.retention.purge()
+        assert await store_sweep(engine) == 0  # nothing expired is left
+        assert [i.key for i in await engine.store.asearch(("app",))] == ["new"]
+
+
+async def store_sweep(engine: Engine) -> int:
+    from graphrun.storage.store import sweep_expired
+
+    return await sweep_expired(engine.db)

@@ -33,6 +33,7 @@ PINNED = (
     "Engine",
     "EventRecord",
     "GraphrunError",
+    "GraphrunStore",
     "IdempotencyConflict",
     "InstallFailed",
     "InstallResult",

@@ -26,6 +26,7 @@ from .runtime import Runtime
 
 if TYPE_CHECKING:
     from graphrun.storage.checkpoints import GraphrunCheckpointer
+    from graphrun.storage.store import GraphrunStore
 
     from .app_host import AppHost
     from .graphs import BoundGraph
@@ -61,6 +62,8 @@ class Core:
     #: Set while the engine is open.
     database: Database | None = None
     checkpointer: GraphrunCheckpointer | None = None
+    #: The store of every app (the outside view: a namespace starts with the app's name).
+    stores: GraphrunStore | None = None
     #: This engine's worker, while it runs one.
     worker: Worker | None = None
     #: The loaded workflows' graphs, bound to the checkpointer.

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from graphrun import errors
 from graphrun.apps import AppRegistry
 from graphrun.config import Settings
 from graphrun.storage import Database, Listener, catalog, checkpoints, migrations, open_database
@@ -30,6 +31,7 @@ from graphrun.storage import apps as apps_store
 from graphrun.storage import schedules as schedules_store
 from graphrun.storage import timers as timers_store
 from graphrun.storage.records import Run, RunPage, RunStatus, SignalSent
+from graphrun.storage.store import GraphrunStore
 
 from .app_host import AppHost
 from .app_service import Apps
@@ -143,8 +145,11 @@ class Engine:
         )
         try:
             core.checkpointer = saver = checkpoints.GraphrunCheckpointer(db)
+            core.stores = stores = GraphrunStore(db)
             core.graphs = {
-                wf.name: bind_graph(wf.graph, saver, app_modules=app.modules)
+                wf.name: bind_graph(
+                    wf.graph, saver, stores.for_app(app.manifest.name), app_modules=app.modules
+                )
                 for app in core.registry.apps()
                 for wf in app.workflows
             }
@@ -304,6 +309,20 @@ class Engine:
             DatabaseClosed: The engine is not open.
         """
         return self._core.db
+
+    @property
+    def store(self) -> GraphrunStore:
+        """LangGraph's store of every app, from outside: a namespace starts with the app.
+
+        ``engine.store.put(("orders", "users", "ada"), "prefs", {...})`` is what the
+        ``orders`` app's nodes read as ``store.get(("users", "ada"), "prefs")``.
+
+        Raises:
+            DatabaseClosed: The engine is not open.
+        """
+        if self._core.stores is None:
+            raise errors.DatabaseClosed("The engine is not open: use `async with Engine(...)`.")
+        return self._core.stores
 
     @property
     def worker(self) -> Worker | None:

@@ -24,6 +24,7 @@ from pydantic_core import to_jsonable_python
 
 from graphrun import errors, validation, waits
 from graphrun.backoff import Backoff
+from graphrun.state_json import state_json
 from graphrun.storage import checkpoints, lifecycle, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import NODE_ERROR, Run, RunError, RunStatus
@@ -31,7 +32,6 @@ from graphrun.storage.runs import Change
 from graphrun.waits import WaitingOn, WaitKind
 
 from .run_config import execution_config
-from .state_json import state_json
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from graphrun import errors
-from graphrun.storage import retention
+from graphrun.storage import retention, store
 
 from .core import Core
 
@@ -33,11 +33,14 @@ class Retention:
         In batches of ``batch_size`` runs, each its own short transaction; a queued, running,
         waiting or paused run is never touched. Then, if the policy has
         ``keep_last_checkpoint_after``, old completed runs keep only their last checkpoint.
-        With ``dry_run``, only count what the purge deletes.
+        Store items whose TTL ran out go too. With ``dry_run``, only count what the purge
+        deletes (of runs).
         """
         report = await retention.purge(
             self._core.db, self._core.settings.retention, dry_run=dry_run, batch_size=batch_size
         )
+        if not dry_run and (expired := await store.sweep_expired(self._core.db)):
+            logger.info("%d expired store items deleted", expired, extra={"action": "store_sweep"})
         if not dry_run and (report.rows["runs"] or report.compacted_runs):
             logger.info("purged %s", report.to_json(), extra={"action": "purge"})
         return report

@@ -17,6 +17,7 @@ from typing import Any
 from langgraph.errors import InvalidUpdateError
 
 from graphrun import errors, validation
+from graphrun.state_json import state_json
 from graphrun.storage import catalog, events, lifecycle, signals
 from graphrun.storage import runs as runs_store
 from graphrun.storage.records import (
@@ -36,7 +37,6 @@ from .core import Core, parse_run_id
 from .executor import StopReason
 from .notifier import IN_FLIGHT, wait_for_event
 from .run_config import check_config
-from .state_json import state_json
 from .worker import Worker
 
 __all__ = ("CAS_RETRIES", "IDEMPOTENCY_KEY_RE", "RunService", "start_hash")

@@ -165,6 +165,24 @@ workflows = Table(
     Column("input_enforced", Boolean, nullable=True),
 )
 
+store_items = Table(
+    "store_items",
+    metadata,
+    # LangGraph's store, one per app: an item is (namespace, key) -> a JSON object.
+    Column("app", String(63), primary_key=True),
+    # The namespace's labels joined by "." (LangGraph refuses "." inside a label).
+    Column("prefix", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", JSONType, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    # An item with a TTL: when it expires, and the TTL (minutes) a read refreshes it by.
+    Column("expires_at", Double, nullable=True),
+    Column("ttl_minutes", Double, nullable=True),
+    # The sweep of expired items reads them by expiry.
+    Index(None, "expires_at"),
+)
+
 app_versions = Table(
     "app_versions",
     metadata,

@@ -8,6 +8,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 from pydantic import BaseModel
 from typing_extensions import TypedDict
 
@@ -64,3 +65,14 @@ def limited(state: State, runtime: Runtime[Strict]) -> dict[str, Any]:
 model_context = StateGraph(State, context_schema=Strict)
 model_context.add_node("limited", limited)
 model_context.add_edge(START, "limited")
+
+
+def greet_later(state: State, config: RunnableConfig, runtime: Runtime[Who]) -> dict[str, Any]:
+    answer = interrupt("who is asking?")
+    user = config.get("configurable", {}).get("user")
+    return {"seen": f"{answer}:{runtime.context.user}:{user}"}
+
+
+after_wait = StateGraph(State, context_schema=Who)
+after_wait.add_node("greet", greet_later)
+after_wait.add_edge(START, "greet")
