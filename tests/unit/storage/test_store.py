@@ -56,7 +56,8 @@ async def test_get_put_delete_as_langgraph(stores: tuple[GraphrunStore, InMemory
             theirs and (theirs.namespace, theirs.key, theirs.value)
         )
     item = await ours.aget(("users", "ada"), "prefs")
-    assert item is not None and item.created_at <= item.updated_at
+    assert item is not None
+    assert item.created_at <= item.updated_at
     assert await ours.aget(("users", "nobody"), "prefs") is None
 
 
@@ -140,7 +141,8 @@ async def test_a_batchs_reads_see_the_store_before_its_writes(
     assert mine[1].value == theirs[1].value == {"theme": "dark", "size": 12, "tags": ["a", "b"]}
     assert len(mine[2]) == len(theirs[2]) == 1
     after = await stores[0].aget(("users", "ada"), "prefs")
-    assert after is not None and after.value == {"theme": "last"}  # the last put wins
+    assert after is not None
+    assert after.value == {"theme": "last"}
 
 
 async def test_bad_namespaces_are_refused_as_langgraph(
@@ -189,10 +191,12 @@ async def test_apps_do_not_see_each_others_items_and_the_outside_view_sees_all(
     await orders.aput(("users", "ada"), "prefs", {"from": "orders"})
     await billing.aput(("users", "ada"), "prefs", {"from": "billing"})
     item = await orders.aget(("users", "ada"), "prefs")
-    assert item is not None and item.value == {"from": "orders"}
+    assert item is not None
+    assert item.value == {"from": "orders"}
     assert item.namespace == ("users", "ada")
     seen = await outside.aget(("billing", "users", "ada"), "prefs")
-    assert seen is not None and seen.value == {"from": "billing"}
+    assert seen is not None
+    assert seen.value == {"from": "billing"}
     assert seen.namespace == ("billing", "users", "ada")
     await outside.aput(("orders", "users", "bob"), "prefs", {"from": "outside"})
     assert {i.key for i in await orders.asearch(("users",))} == {"prefs"}
@@ -206,7 +210,8 @@ async def test_sync_methods_work_from_a_thread_and_refuse_on_the_loop(db: Databa
     store = GraphrunStore(db, app="app")
     await asyncio.to_thread(store.put, ("t",), "k", {"v": 1})
     item = await asyncio.to_thread(store.get, ("t",), "k")
-    assert item is not None and item.value == {"v": 1}
+    assert item is not None
+    assert item.value == {"v": 1}
     with pytest.raises(SyncCallOnLoop):
         store.get(("t",), "k")
 
