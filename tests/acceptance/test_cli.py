@@ -336,3 +336,56 @@ def test_retention_stats_and_apply_through_the_cli(db_url: str) -> None:
     assert "deleted: " in applied.stdout
     left = json.loads(graphrun(db_url, "runs", "list", "--json").stdout)
     assert [r["id"] for r in left["runs"]] == [ids[1]]
+
+
+@pytest.mark.acceptance
+def test_config_context_and_answers_through_the_cli(db_url: str) -> None:
+    app = str(APPS / "fidelity")
+    started = graphrun(
+        db_url,
+        "run",
+        "fidelity.after_wait",
+        "--app",
+        app,
+        "--config",
+        json.dumps({"configurable": {"user": "u-1"}}),
+        "--context",
+        json.dumps({"user": "grace"}),
+        "--json",
+    )
+    assert started.returncode == 0, started.stderr
+    run = json.loads(started.stdout)
+    assert (run["status"], run["context"]) == ("waiting", {"user": "grace"})
+    answered = graphrun(
+        db_url, "runs", "resume", run["id"], "--value", '"me"', "--app", app, "--json"
+    )
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["output"]["seen"] == "me:grace:u-1"
+    parallel = json.loads(
+        graphrun(db_url, "run", "fidelity.parallel", "--app", app, "--json").stdout
+    )
+    answers = {w["id"]: "ok" for w in parallel["waiting_for"]}
+    both = graphrun(
+        db_url,
+        "runs",
+        "resume",
+        parallel["id"],
+        "--answers",
+        json.dumps(answers),
+        "--app",
+        app,
+        "--json",
+    )
+    assert both.returncode == 0, both.stderr
+    assert sorted(json.loads(both.stdout)["output"]["runs"]) == ["finance", "legal"]
+    refused = graphrun(
+        db_url,
+        "run",
+        "fidelity.typed_dict",
+        "--app",
+        app,
+        "--config",
+        '{"configurable": {"thread_id": "x"}}',
+    )
+    assert refused.returncode != 0
+    assert "/configurable/thread_id" in refused.stderr

@@ -88,6 +88,15 @@ CASES: dict[str, Case] = {
         workflow="factory", input={"trail": []}, config={"configurable": {"extra": "more"}}
     ),
     "an async graph factory": Case(workflow="async_factory", input={"trail": []}),
+    "an exported create_react_agent(...), role-dict input": Case(
+        workflow="agent", input={"messages": [{"role": "user", "content": "weather?"}]}
+    ),
+    "an interrupt inside an agent's tool": Case(
+        workflow="agent",
+        input={"messages": [("user", "please approve")]},
+        answers=("granted",),
+        storage=True,
+    ),
     # -- output ----------------------------------------------------------------------------
     "output_schema": Case(workflow="with_output", input={"question": "why"}),
     "private channels stay out of the output": Case(
