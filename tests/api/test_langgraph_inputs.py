@@ -18,9 +18,7 @@ from hypothesis import strategies as st
 from graphrun import Engine, RunStatus
 from graphrun.api import create_app
 from tests.conftest import APPS, EngineFactory
-from tests.fidelity.harness import Case, Stop, normalized, under_langgraph
-
-from ..fidelity.test_fidelity import _graph_of
+from tests.fidelity.harness import Case, Stop, graph_of, normalized, under_langgraph
 
 MESSAGE_FORMS: dict[str, Any] = {
     "role dicts": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
@@ -54,7 +52,7 @@ async def test_every_message_form_starts_a_run_that_ends_as_under_langgraph(
     body = {"workflow": "fidelity.chat", "input": {"messages": MESSAGE_FORMS[form]}}
     response = await client.post("/runs", json=body)
     assert response.status_code == 202, response.text
-    expected = await under_langgraph(_graph_of("chat"), Case(workflow="chat", input=body["input"]))
+    expected = await under_langgraph(graph_of("chat"), Case(workflow="chat", input=body["input"]))
     assert [Stop("output", await _ended(engine, response.json()["id"]))] == expected
 
 
@@ -74,7 +72,7 @@ async def test_partial_inputs_are_accepted(
     engine, client = served
     response = await client.post("/runs", json={"workflow": f"fidelity.{workflow}", "input": input})
     assert response.status_code == 202, response.text
-    expected = await under_langgraph(_graph_of(workflow), Case(workflow=workflow, input=input))
+    expected = await under_langgraph(graph_of(workflow), Case(workflow=workflow, input=input))
     assert [Stop("output", await _ended(engine, response.json()["id"]))] == expected
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -20,9 +21,11 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from graphrun import Engine, RunStatus, ValidationFailed
+from graphrun.apps import read_manifest
+from graphrun.apps.loader import AppFunctions
 from graphrun.state_json import state_json
 
-__all__ = ("All", "Breakpoint", "Case", "Stop", "under_graphrun", "under_langgraph")
+__all__ = ("All", "Breakpoint", "Case", "Stop", "graph_of", "under_graphrun", "under_langgraph")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,18 @@ def _without_message_ids(value: Any) -> Any:
 
 def _key(value: Any) -> str:
     return repr(normalized(value))
+
+
+#: The app of LangGraph programs the suite runs.
+APP = Path(__file__).parent.parent / "apps" / "fidelity"
+
+
+def graph_of(workflow: str) -> Any:
+    """What the fidelity app's manifest names for ``workflow`` (the module's own object)."""
+    manifest = read_manifest(APP)
+    entry = next(e for e in manifest.workflows if e.name == workflow)
+    assert entry.graph is not None
+    return AppFunctions(manifest).resolve(entry.graph)
 
 
 def _bound(graph: Any, options: dict[str, Any]) -> Pregel[Any, Any, Any, Any]:

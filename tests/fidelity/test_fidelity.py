@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import sys
 from contextlib import AsyncExitStack
-from typing import Any
 
 import pytest
 
 from graphrun import Engine
-from graphrun.apps import read_manifest
-from graphrun.apps.loader import AppFunctions
 from tests.conftest import APPS, EngineFactory
 
-from .harness import All, Breakpoint, Case, Stop, under_graphrun, under_langgraph
+from .harness import All, Breakpoint, Case, Stop, graph_of, under_graphrun, under_langgraph
 
 APP = APPS / "fidelity"
 
@@ -170,15 +167,8 @@ CASES: dict[str, Case] = {
 }
 
 
-def _graph_of(workflow: str) -> Any:
-    manifest = read_manifest(APP)
-    entry = next(e for e in manifest.workflows if e.name == workflow)
-    assert entry.graph is not None
-    return AppFunctions(manifest).resolve(entry.graph)
-
-
 async def _compare(make_engine: EngineFactory, case: Case) -> list[Stop]:
-    expected = await under_langgraph(_graph_of(case.workflow), case)
+    expected = await under_langgraph(graph_of(case.workflow), case)
     async with AsyncExitStack() as stack:
         engine = await stack.enter_async_context(make_engine(APP))
 
