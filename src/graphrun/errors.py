@@ -34,6 +34,7 @@ Branches follow what a caller does about the error, and each class carries a sta
     ├── SignalTimeout                 inside a node: wait_for_signal timed out (a TimeoutError)
     ├── ChildWorkflowFailed           inside a node: the run_workflow child failed or was cancelled
     ├── NodeTimeout                   inside a node: it ran past its timeout (a TimeoutError)
+    ├── SyncCallOnLoop                a sync checkpointer/store call on the engine's loop
     ├── SerializationError            a step produced state that cannot be stored
     └── StorageError                  503: the database failed; retry later
         ├── StorageBusy               SQLite lock held past busy_timeout

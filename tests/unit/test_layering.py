@@ -17,7 +17,17 @@ ALLOWED = {
     "api": {"api", "engine", "apps", "storage"},
     "cli": {"cli", "api", "engine", "apps", "storage"},
 }
-SHARED = {"errors", "types", "config", "validation", "ids", "authoring", "waits", "backoff"}
+SHARED = {
+    "errors",
+    "types",
+    "config",
+    "validation",
+    "ids",
+    "authoring",
+    "waits",
+    "backoff",
+    "state_json",
+}
 
 
 def imports(path: Path) -> set[str]:

@@ -187,7 +187,7 @@ async def test_schema_check_without_migrating_reports_migration_required(tmp_pat
     await db.close()
     db = await open_database(f"sqlite:///{tmp_path}/empty.db", migrate=False)
     await db.close()
-    assert migrations.head_revision() == "0008"
+    assert migrations.head_revision() == "0009"
 
 
 async def test_a_commit_that_fails_leaves_the_writer_usable(db: Database) -> None:
