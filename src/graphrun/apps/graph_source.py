@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -107,6 +108,7 @@ class GraphSource:
         template = _as_pregel(graph, self.options, self.app, self.where)
         return _bound(template, checkpointer, store, self.where)
 
+    @functools.cached_property
     def dry_run(self) -> Pregel[Any, Any, Any, Any]:
         """The template stopping before its first node: runs only LangGraph's input step."""
         return self.template.copy(

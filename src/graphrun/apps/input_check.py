@@ -93,7 +93,7 @@ async def check_graph_input(
     Raises:
         ValidationFailed: LangGraph would fail on this input (its error, with a pointer).
     """
-    graph = source.dry_run()
+    graph = source.dry_run
     try:
         await graph.ainvoke(value, cast("Any", config or {}), context=context)
     except PydanticValidationError as exc:
