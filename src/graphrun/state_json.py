@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-__all__ = ("BYTES", "FLOAT", "STR", "state_json")
+__all__ = ("BYTES", "FLOAT", "STR", "from_state_json", "state_json")
 
 BYTES, FLOAT, STR = "$bytes", "$float", "$str"
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
@@ -70,3 +70,24 @@ def state_json(value: Any) -> Any:
     except Exception:
         return repr(value)
     return state_json(converted)
+
+
+_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def from_state_json(value: Any) -> Any:
+    """The values `state_json` marked, back as they were (bytes, floats, strings)."""
+    if isinstance(value, list):
+        return [from_state_json(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((marker, encoded),) = value.items()
+        if isinstance(encoded, str):
+            if marker == BYTES:
+                return base64.b64decode(encoded)
+            if marker == FLOAT and encoded in _FLOATS:
+                return _FLOATS[encoded]
+            if marker == STR:
+                return base64.b64decode(encoded).decode("utf-8", "surrogatepass")
+    return {k: from_state_json(v) for k, v in value.items()}

@@ -76,6 +76,9 @@ CASES: dict[str, Case] = {
         answers=(Breakpoint(),),
         compile={"interrupt_after": ["first"]},
     ),
+    "interrupt_after on the last node ends the run": Case(
+        workflow="after_last_node", input={"trail": []}, compile={"interrupt_after": ["second"]}
+    ),
     "an @entrypoint with @task and interrupt": Case(
         workflow="functional", input=[1, 2, 3], answers=("yes",), storage=True
     ),

@@ -230,3 +230,16 @@ async def test_fork_with_a_state_patch_leaves_the_original_unchanged(
             await engine.fork(source.id, after_a.id, update={"x": float("nan")})
         with pytest.raises(ValidationFailed):  # LangGraph's InvalidUpdateError, as a 422
             await engine.fork(source.id, after_a.id, update="not a state patch")
+
+
+async def test_answers_must_be_an_object_of_interrupt_ids(make_engine: EngineFactory) -> None:
+    from graphrun import ValidationFailed
+
+    async with make_engine(APPS / "fidelity") as engine:
+        run = await engine.start("fidelity.parallel")
+        run = await engine.wait(run.id, timeout=60)
+        for bad in ([1], {}, "x"):
+            with pytest.raises(ValidationFailed) as info:
+                await engine.resume(run.id, answers=bad)  # type: ignore[arg-type]
+            assert info.value.errors[0]["pointer"] == "/answers"
+        assert (await engine.get(run.id)).status.value == "waiting"

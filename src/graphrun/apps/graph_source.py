@@ -150,6 +150,7 @@ def graph_source(found: Any, options: CompileOptions, *, app: str, where: str) -
             kind=kind, target=found, template=found, options=options, app=app, where=where
         )
     if callable(found) and not isinstance(found, type):
+        _check_factory(found, app, where)
         template = _as_pregel(_run_factory_now(found, app, where), options, app, where)
         return GraphSource(
             kind=GraphKind.FACTORY,
@@ -173,6 +174,13 @@ def _as_pregel(
     if isinstance(graph, StateGraph):
         return _compiled(graph, options, app, where)
     if isinstance(graph, Pregel):
+        if options.arguments():
+            raise errors.AppLoadError(
+                app,
+                where,
+                "the factory returns a compiled graph: set interrupt_before, interrupt_after "
+                "and name where it is compiled, not in the manifest",
+            )
         return graph
     raise errors.AppLoadError(
         app,
@@ -191,19 +199,47 @@ def _compiled(
         raise errors.AppLoadError(app, where, f"the graph does not compile: {exc}") from exc
 
 
-def _factory_arguments(factory: Callable[..., Any], config: dict[str, Any]) -> tuple[Any, ...]:
+#: What a graph factory's one parameter may be called (LangGraph's server passes the config).
+FACTORY_PARAMETER = "config"
+
+
+def _check_factory(factory: Callable[..., Any], app: str, where: str) -> None:
+    """Refuse a function that is not a graph factory before calling it (a node, say)."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return
+    required = [p for p in parameters if p.default is p.empty and p.kind not in _VARIADIC]
+    if not required or (len(required) == 1 and required[0].name == FACTORY_PARAMETER):
+        return
+    names = ", ".join(p.name for p in required)
+    raise errors.AppLoadError(
+        app,
+        where,
+        f"is a function taking ({names}); a graph factory takes no argument or only "
+        f"`{FACTORY_PARAMETER}` (name the StateGraph, compiled graph or @entrypoint itself)",
+    )
+
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _factory_arguments(factory: Callable[..., Any], config: dict[str, Any]) -> dict[str, Any]:
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return ()
-    return (config,) if parameters else ()
+        return {}
+    takes = FACTORY_PARAMETER in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+    return {FACTORY_PARAMETER: config} if takes else {}
 
 
 def _run_factory_now(factory: Callable[..., Any], app: str, where: str) -> Any:
     """Call a factory at load time with an empty config (an async one on a private loop)."""
     config: dict[str, Any] = {"configurable": {}}
     try:
-        result = factory(*_factory_arguments(factory, config))
+        result = factory(**_factory_arguments(factory, config))
         if inspect.isawaitable(result):
             return asyncio.run(_awaited(result))
         return result
@@ -220,8 +256,8 @@ async def _call_factory(
 ) -> Any:
     try:
         if inspect.iscoroutinefunction(factory):
-            return await factory(*_factory_arguments(factory, config))
-        result = await asyncio.to_thread(factory, *_factory_arguments(factory, config))
+            return await factory(**_factory_arguments(factory, config))
+        result = await asyncio.to_thread(factory, **_factory_arguments(factory, config))
         return await result if inspect.isawaitable(result) else result
     except Exception as exc:
         raise errors.AppLoadError(app, where, f"the graph factory failed: {exc!r}") from exc

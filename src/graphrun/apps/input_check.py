@@ -1,13 +1,16 @@
 """Checking a run's input as LangGraph itself would, before anything is stored.
 
 Raw LangGraph is the reference: an input graphrun refuses must be one LangGraph would fail
-on. The check therefore runs LangGraph's own input step on a copy of the graph that stops
-before its first node (`GraphSource.dry_run`): the input is mapped to the channels, the
-reducers apply (``add_messages`` coerces role dicts, tuples and strings), and the first
-nodes' input schemas are built (a pydantic state validates there). Nothing the app's nodes
-do runs, nothing is stored, and the input itself is kept as given: LangGraph, not graphrun,
-coerces values when the run executes. Whatever the step raises becomes `ValidationFailed`
-with JSON pointers, the one error a caller sees for a bad input (HTTP 422).
+on, and one it accepts must be accepted. For a ``StateGraph`` the check takes LangGraph's
+input step as LangGraph's own code defines it: the input must be an object; its keys that
+are input channels are applied to fresh copies of those channels (the reducers run:
+``add_messages`` coerces role dicts, tuples and strings); and the first nodes reached by a
+fixed edge from START build their input schema from the result (a pydantic or dataclass
+state validates there; after a conditional entry, the state schema stands in). No node,
+router or ``Send`` of the app runs, nothing is stored, and the input is kept as given:
+LangGraph coerces values when the run executes. A functional-API entrypoint has no input
+step of its own; LangGraph's (on a copy stopping before the entrypoint) is run as it is.
+Whatever fails becomes `ValidationFailed` with JSON pointers (HTTP 422).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, cast
 
-from langgraph.errors import EmptyInputError
+from langgraph.errors import EmptyChannelError, InvalidUpdateError
+from langgraph.graph import START
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
@@ -40,22 +44,6 @@ def _pydantic_problems(
         {"pointer": validation.pointer((*prefix, *e["loc"])), "message": e["msg"]}
         for e in exc.errors()
     ]
-
-
-def _culprit(source: GraphSource, value: Any) -> str:
-    """The pointer of the input key whose channel refuses its value, or the root."""
-    builder = source.builder
-    if builder is None or not isinstance(value, dict):
-        return ""
-    for key, item in value.items():
-        channel = builder.channels.get(key)
-        if channel is None:
-            continue
-        try:
-            channel.copy().update([item])
-        except Exception:
-            return validation.pointer((key,))
-    return ""
 
 
 def check_context(source: GraphSource, context: Any) -> None:
@@ -93,18 +81,73 @@ async def check_graph_input(
     Raises:
         ValidationFailed: LangGraph would fail on this input (its error, with a pointer).
     """
-    graph = source.dry_run
+    builder = source.builder
+    if builder is None:
+        await _check_by_running(source, value, config, context)
+        return
+    if not isinstance(value, dict):
+        refused = InvalidUpdateError(f"Expected dict, got {type(value).__name__}")
+        raise errors.ValidationFailed("input", [{"pointer": "", "message": str(refused)}]) from (
+            refused
+        )
+    state = _channels_after(builder, value)
+    for schema in _first_schemas(builder):
+        _build(schema, {k: v for k, v in state.items() if k in builder.schemas.get(schema, {})})
+
+
+def _channels_after(builder: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """The channel values LangGraph's input step leaves: each input key through its reducer."""
+    keys = builder.schemas.get(builder.input_schema, {})
+    state: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in keys or key not in builder.channels:
+            continue  # LangGraph ignores keys that are not input channels (managed values too)
+        channel = builder.channels[key].copy()
+        try:
+            channel.update([item])
+            state[key] = channel.get()
+        except EmptyChannelError:
+            continue
+        except Exception as exc:  # a reducer's or a channel's own refusal
+            raise errors.ValidationFailed(
+                "input", [{"pointer": validation.pointer((key,)), "message": _message(exc)}]
+            ) from exc
+    return state
+
+
+def _first_schemas(builder: Any) -> list[Any]:
+    """The input schemas LangGraph builds first: those of the nodes START leads to."""
+    nodes = {end for start, end in builder.edges if start == START}
+    nodes |= {end for starts, end in builder.waiting_edges if START in starts}
+    schemas = [builder.nodes[n].input_schema for n in sorted(nodes) if n in builder.nodes]
+    if START in builder.branches:  # a conditional entry: the state schema stands in
+        schemas.append(builder.state_schema)
+    return [s for s in schemas if isinstance(s, type) and _built_from_fields(s)]
+
+
+def _built_from_fields(schema: type) -> bool:
+    return issubclass(schema, BaseModel) or dataclasses.is_dataclass(schema)
+
+
+def _build(schema: Any, values: dict[str, Any]) -> None:
+    """Build a node's input schema as LangGraph does (``schema(**state)``)."""
     try:
-        await graph.ainvoke(value, cast("Any", config or {}), context=context)
+        schema(**values)
     except PydanticValidationError as exc:
         raise errors.ValidationFailed("input", _pydantic_problems(exc, ())) from exc
-    except EmptyInputError as exc:
+    except Exception as exc:  # a dataclass's missing field, a validator's own error
         raise errors.ValidationFailed("input", [{"pointer": "", "message": _message(exc)}]) from exc
-    except Exception as exc:  # a reducer's, a schema's or LangGraph's own refusal
-        pointer = _culprit(source, value)
-        raise errors.ValidationFailed(
-            "input", [{"pointer": pointer, "message": _message(exc)}]
-        ) from exc
+
+
+async def _check_by_running(
+    source: GraphSource, value: Any, config: dict[str, Any] | None, context: Any
+) -> None:
+    try:
+        await source.dry_run.ainvoke(value, cast("Any", config or {}), context=context)
+    except PydanticValidationError as exc:
+        raise errors.ValidationFailed("input", _pydantic_problems(exc, ())) from exc
+    except Exception as exc:  # EmptyInputError, or LangGraph's own refusal
+        raise errors.ValidationFailed("input", [{"pointer": "", "message": _message(exc)}]) from exc
 
 
 def describe_input(source: GraphSource) -> dict[str, Any]:

@@ -358,15 +358,19 @@ def load_app(folder: str | Path) -> LoadedApp:
         workflows=tuple(workflows),
         version=version,
         functions=functions,
-        modules=_app_modules(manifest.root),
+        modules=_app_modules(manifest.root, functions),
     )
 
 
-def _app_modules(root: Path) -> tuple[str, ...]:
-    """The names of the imported modules whose files lie in the app folder."""
+def _app_modules(root: Path, functions: AppFunctions) -> tuple[str, ...]:
+    """The app's own imported modules: its packages' files, not an environment in its folder."""
+    tops = {target.split(":")[0].split(".")[0] for target in functions}
     found = []
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if file and Path(file).resolve().is_relative_to(root):
+        if name.split(".")[0] not in tops or not file:
+            continue
+        path = Path(file).resolve()
+        if path.is_relative_to(root) and not SKIPPED_DIRS & set(path.relative_to(root).parts):
             found.append(name)
     return tuple(sorted(found))

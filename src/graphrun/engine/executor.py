@@ -200,12 +200,7 @@ class Executor:
         config: Any = execution_config(run, execution)
         outcome: Outcome | None
         try:
-            graph = await bound.for_run(execution_config(run))
-        except errors.AppLoadError as exc:  # the app's graph factory failed: so does the run
-            graph, outcome = None, _failed_outcome(exc, None)
-        try:
-            if graph is not None:
-                outcome = await self._run(run, graph, config, execution, handle.control)
+            outcome = await self._built_and_run(run, bound, config, execution, handle.control)
         except errors.LeaseLost:
             logger.warning("lease lost on run %s", run.id, extra={"action": "lease_lost"})
             return None
@@ -239,6 +234,20 @@ class Executor:
                 await asyncio.shield(self._finish(after, execution, stop))
             raise asyncio.CancelledError
         return finishing.result()
+
+    async def _built_and_run(
+        self,
+        run: Run,
+        bound: BoundGraph,
+        config: Any,
+        execution: checkpoints.Execution,
+        control: RunControl,
+    ) -> Outcome:
+        try:
+            graph = await bound.for_run(execution_config(run))
+        except errors.AppLoadError as exc:  # the app's graph factory failed: so does the run
+            return _failed_outcome(exc, None)
+        return await self._run(run, graph, config, execution, control)
 
     async def drain(self) -> None:
         """Wait for final writes still in progress (on shutdown); never cancels them."""
@@ -276,7 +285,7 @@ class Executor:
                         execution.pending_events.append(("node", {"node": node}))
                 self.notifier.notify(run.id, progress_only=True)
             if interrupted:
-                return await self._waiting(run, graph, config)
+                return await self._waiting(run, graph, config) or _completed(values)
             return _completed(values)
         except GraphDrained:
             # Paused at a step boundary: the step before is checkpointed, the next not begun.
@@ -425,7 +434,14 @@ class Executor:
             self.on_timer()
         return after
 
-    async def _waiting(self, run: Run, graph: Pregel[Any, Any, Any, Any], config: Any) -> Outcome:
+    async def _waiting(
+        self, run: Run, graph: Pregel[Any, Any, Any, Any], config: Any
+    ) -> Outcome | None:
+        """The wait the graph stopped on, or None when nothing is left to run.
+
+        An ``interrupt_after`` on the last node stops with nothing next: LangGraph's
+        ``invoke`` then returns the state, and the run completes.
+        """
         state = await graph.aget_state(config)
         pending: list[WaitingOn] = []
         children: list[runs_store.NewRun] = []
@@ -448,6 +464,8 @@ class Executor:
                 pending.append(waits.read_wait(interrupt.id, value, jsonable))
         if not state.interrupts and state.next:  # stopped at interrupt_before/after
             pending.append(waits.breakpoint_wait(state.next))
+        if not pending:
+            return None
         due = [w.wake_at.timestamp() for w in pending if w.wake_at is not None]
         return Outcome(
             "wait",

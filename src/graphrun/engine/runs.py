@@ -330,7 +330,8 @@ class RunService:
         if answers is None:
             given = {self._pending(run, interrupt_id).id: value}
         else:
-            if not answers:
+            given_as: Any = answers  # a caller's value: the CLI and Python pass anything
+            if not isinstance(given_as, dict) or not given_as:
                 raise errors.ValidationFailed(
                     "resume",
                     [{"pointer": "/answers", "message": "must name at least one interrupt"}],
@@ -351,9 +352,10 @@ class RunService:
         for key, answer in given.items():
             pending = self._pending(run, key)
             if pending.kind is WaitKind.BREAKPOINT and answer is not None:
+                where = f"/answers/{_escaped(key)}" if several else "/value"
                 raise errors.ValidationFailed(
                     "resume",
-                    [{"pointer": "/value", "message": "a breakpoint is passed without a value"}],
+                    [{"pointer": where, "message": "a breakpoint is passed without a value"}],
                 )
             if pending.kind not in (WaitKind.INPUT, WaitKind.BREAKPOINT):
                 raise errors.TransitionConflict(

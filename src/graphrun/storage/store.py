@@ -6,7 +6,8 @@ From outside (``engine.store``) the first namespace label names the app, so one 
 and writes every app's items. It is LangGraph's `BaseStore`: ``get``, ``put``, ``delete``,
 ``search`` (namespace prefix, filter, limit, offset), ``list_namespaces`` and batches, with
 TTLs refreshed on read. As in LangGraph's own stores, the reads of a batch see the store as
-it was before the batch's writes, and ``query`` is ignored: no vector index is configured
+it was before the batch's writes, values come back as they were put (bytes, NaN and NUL
+strings are stored marked, see `graphrun.state_json`), and ``query`` is ignored: no vector index is configured
 (pgvector is not installed on the machines graphrun is tested on).
 
 Filters compare as LangGraph's stores do: a value equal to the filter's (nested objects
@@ -39,7 +40,7 @@ from langgraph.store.base import (
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from graphrun import errors
-from graphrun.state_json import state_json
+from graphrun.state_json import from_state_json, state_json
 
 from .schema import store_items
 
@@ -91,7 +92,7 @@ class GraphrunStore(BaseStore):
         def job(conn: Connection) -> list[Result]:
             results: list[Result] = [self._read(conn, op) for op in listed]
             puts = {(op.namespace, op.key): op for op in listed if isinstance(op, PutOp)}
-            for op in puts.values():
+            for _, op in sorted(puts.items()):  # in key order: concurrent batches never deadlock
                 self._write(conn, op)
             return results
 
@@ -233,7 +234,7 @@ class GraphrunStore(BaseStore):
         return kind(
             namespace=self._namespace(row["app"], row["prefix"]),
             key=row["key"],
-            value=row["value"],
+            value=from_state_json(row["value"]),
             created_at=datetime.fromtimestamp(row["created_at"], UTC),
             updated_at=datetime.fromtimestamp(row["updated_at"], UTC),
         )

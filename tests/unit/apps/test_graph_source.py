@@ -105,3 +105,40 @@ def test_bad_compile_options_are_refused_by_the_manifest(tmp_path: Path, table: 
     (tmp_path / "graphrun.toml").write_text(f'[app]\nname = "x"\n[workflows]\n{table}\n')
     with pytest.raises(errors.ManifestError):
         read_manifest(tmp_path)
+
+
+def test_a_node_function_is_not_taken_for_a_factory(tmp_path: Path) -> None:
+    from tests.conftest import forget_app
+
+    forget_app("shapes_app")
+    code = "CALLED = []\ndef node(state):\n    CALLED.append(1)\n    return state\n"
+    try:
+        with pytest.raises(errors.AppLoadError, match=r"taking \(state\)"):
+            load_app(_app(tmp_path, 'w = "shapes_app.flows:node"', code))
+        import sys
+
+        assert sys.modules["shapes_app.flows"].CALLED == []  # refused before it was called
+    finally:
+        forget_app("shapes_app")
+
+
+def test_only_the_apps_own_packages_are_its_modules(tmp_path: Path) -> None:
+    from tests.conftest import forget_app
+
+    forget_app("shapes_app", "vendored")
+    root = _app(tmp_path, 'w = "shapes_app.flows:builder"', "")
+    venv = root / ".venv" / "lib" / "vendored"
+    venv.mkdir(parents=True)
+    (venv / "__init__.py").write_text("")
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("vendored", venv / "__init__.py")
+    assert spec is not None
+    assert spec.loader is not None
+    sys.modules["vendored"] = importlib.util.module_from_spec(spec)
+    try:
+        assert load_app(root).modules == ("shapes_app", "shapes_app.flows")
+    finally:
+        forget_app("shapes_app", "vendored")
+        sys.modules.pop("vendored", None)
