@@ -12,6 +12,7 @@ the module had set is replaced, and that is logged, since only graphrun's is dur
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import enum
 import functools
 import inspect
@@ -241,7 +242,9 @@ def _run_factory_now(factory: Callable[..., Any], app: str, where: str) -> Any:
     try:
         result = factory(**_factory_arguments(factory, config))
         if inspect.isawaitable(result):
-            return asyncio.run(_awaited(result))
+            # On a private loop in a thread of its own: load_app may be called on a loop.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, _awaited(result)).result()
         return result
     except Exception as exc:
         raise errors.AppLoadError(app, where, f"the graph factory failed: {exc!r}") from exc
