@@ -126,69 +126,57 @@ def graph_source(found: Any, options: CompileOptions, *, app: str, where: str) -
     """Recognise what a manifest entry names.
 
     Raises:
-        AppLoadError: It is none of the four shapes, or a factory fails for an empty config.
+        AppLoadError: It is none of the four shapes, does not compile, is compiled already
+            but given compile options, or is a factory that fails for an empty config.
     """
+    graph = found
     if isinstance(found, StateGraph):
-        template = _compiled(found, options, app, where)
-        return GraphSource(
-            kind=GraphKind.BUILDER,
-            target=found,
-            template=template,
-            options=options,
-            app=app,
-            where=where,
-        )
-    if isinstance(found, Pregel):
-        kind = GraphKind.COMPILED if isinstance(found, CompiledStateGraph) else GraphKind.ENTRYPOINT
-        if options.arguments():
-            raise errors.AppLoadError(
-                app,
-                where,
-                "is already compiled: set interrupt_before, interrupt_after and name where "
-                "it is compiled, not in the manifest",
-            )
-        return GraphSource(
-            kind=kind, target=found, template=found, options=options, app=app, where=where
-        )
-    if callable(found) and not isinstance(found, type):
+        kind = GraphKind.BUILDER
+    elif isinstance(found, CompiledStateGraph):
+        kind = GraphKind.COMPILED
+    elif isinstance(found, Pregel):
+        kind = GraphKind.ENTRYPOINT
+    elif callable(found) and not isinstance(found, type):
         _check_factory(found, app, where)
-        template = _as_pregel(_run_factory_now(found, app, where), options, app, where)
-        return GraphSource(
-            kind=GraphKind.FACTORY,
-            target=found,
-            template=template,
-            options=options,
-            app=app,
-            where=where,
+        kind, graph = GraphKind.FACTORY, _run_factory_now(found, app, where)
+    else:
+        raise errors.AppLoadError(
+            app,
+            where,
+            f"is a {type(found).__name__}; name a StateGraph builder, a compiled graph, an "
+            "@entrypoint or a function returning one of these",
         )
-    raise errors.AppLoadError(
-        app,
-        where,
-        f"is a {type(found).__name__}; name a StateGraph builder, a compiled graph, an "
-        "@entrypoint or a function returning one of these",
+    return GraphSource(
+        kind=kind,
+        target=found,
+        template=_as_pregel(graph, options, app, where),
+        options=options,
+        app=app,
+        where=where,
     )
 
 
 def _as_pregel(
     graph: Any, options: CompileOptions, app: str, where: str
 ) -> Pregel[Any, Any, Any, Any]:
+    """The graph compiled (a builder, with the manifest's options) or as it is."""
     if isinstance(graph, StateGraph):
         return _compiled(graph, options, app, where)
-    if isinstance(graph, Pregel):
-        if options.arguments():
-            raise errors.AppLoadError(
-                app,
-                where,
-                "the factory returns a compiled graph: set interrupt_before, interrupt_after "
-                "and name where it is compiled, not in the manifest",
-            )
-        return graph
-    raise errors.AppLoadError(
-        app,
-        where,
-        f"the factory returned a {type(graph).__name__}, not a StateGraph, compiled graph "
-        "or @entrypoint",
-    )
+    if not isinstance(graph, Pregel):
+        raise errors.AppLoadError(
+            app,
+            where,
+            f"the factory returned a {type(graph).__name__}, not a StateGraph, compiled "
+            "graph or @entrypoint",
+        )
+    if options.arguments():
+        raise errors.AppLoadError(
+            app,
+            where,
+            "is already compiled: set interrupt_before, interrupt_after and name where it "
+            "is compiled, not in the manifest",
+        )
+    return graph
 
 
 def _compiled(

@@ -14,12 +14,11 @@ conformance suite) every call is its own transaction.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -37,10 +36,9 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import and_, delete, insert, select, tuple_
 
-from graphrun import errors
-
 from . import events
 from . import runs as runs_store
+from .loop_bridge import LoopBridge
 from .records import Fence, Flush
 from .schema import checkpoint_writes, checkpoints
 
@@ -59,7 +57,6 @@ __all__ = (
     "strict_serializer",
 )
 
-T = TypeVar("T")
 
 #: How LangGraph's task path for its own input-mapping task ends.
 START_TASK = "__start__"
@@ -207,26 +204,9 @@ class GraphrunCheckpointer(BaseCheckpointSaver[str]):
     def __init__(self, db: Database, *, serde: JsonPlusSerializer | None = None) -> None:
         super().__init__(serde=serde or strict_serializer())
         self.db = db
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:  # made outside a loop: only the async methods can be used
-            self.loop = None
+        self._on_loop = LoopBridge("checkpointer", "ainvoke, aget_state...").run
 
     # -- the sync interface (from a node's thread) ----------------------------------------
-
-    def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if self.loop is None or running is self.loop:
-            work.close()
-            raise errors.SyncCallOnLoop(
-                "A sync checkpointer call was made on the engine's event loop, where it "
-                "would wait for itself: use the async method (ainvoke, aget_state...), or "
-                "make the node a plain def so that LangGraph runs it in a thread."
-            )
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """`aget_tuple`, from a thread other than the engine's loop."""

@@ -17,11 +17,10 @@ and lists compared by their members), or the operators ``$eq``, ``$ne``, ``$gt``
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from langgraph.store.base import (
     BaseStore,
@@ -42,6 +41,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from graphrun import errors
 from graphrun.state_json import from_state_json, state_json
 
+from .loop_bridge import LoopBridge
 from .schema import store_items
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ("GraphrunStore", "sweep_expired")
 
-T = TypeVar("T")
 SEPARATOR = "."
 SEARCH_PAGE = 500  # rows read at a time while a filter picks the matches
 
@@ -72,10 +71,7 @@ class GraphrunStore(BaseStore):
         self.db = db
         self.app = app
         self.ttl_config = TTLConfig(refresh_on_read=True)
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:  # made outside a loop: only the async methods can be used
-            self.loop = None
+        self._on_loop = LoopBridge("store", "aget, aput, asearch...").run
 
     def for_app(self, app: str) -> GraphrunStore:
         """The store of one app (what its nodes see)."""
@@ -101,20 +97,6 @@ class GraphrunStore(BaseStore):
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """`abatch`, from a thread other than the engine's loop (a sync node's)."""
         return self._on_loop(self.abatch(ops))
-
-    def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if self.loop is None or running is self.loop:
-            work.close()
-            raise errors.SyncCallOnLoop(
-                "A sync store call was made on the engine's event loop, where it would "
-                "wait for itself: use the async method (aget, aput, asearch...), or make "
-                "the node a plain def so that LangGraph runs it in a thread."
-            )
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     # -- where an item lives -------------------------------------------------------------
 
